@@ -1,0 +1,5 @@
+import sys
+
+from agentpref.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,116 @@
+"""The pair-strategy contract and the helpers every strategy shares.
+
+A strategy gets the round's tasks and their policy episodes and returns pairs. Strategies
+run in recipe order; `ctx.paired` holds the task ids that already got a pair this round,
+so a hybrid recipe can run a teacher only where self-play yielded nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agentpref.records import Message, Pair, SamplingParams, Task, Trajectory, stable_hash
+
+
+@dataclass
+class PairContext:
+    """What a strategy may use besides the episodes."""
+
+    round: int
+    sampling: SamplingParams
+    env_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policy: Any = None
+    """The student policy (agentpref.policies.base.Policy), built on first use."""
+    teacher: Any = None
+    """The teacher policy, when the recipe names one."""
+    store: Any = None
+    """The RunStore: strategies that play extra episodes store them through `play`."""
+    paired: set[str] = field(default_factory=set)
+    seed: int = 0
+
+    def play(
+        self, policy: Any, jobs: Sequence[tuple[Task, int]], tag: str, kind: str
+    ) -> list[Trajectory]:
+        """Play (task, index) jobs with `policy`, reusing episodes already in the store.
+
+        Episode ids carry `tag` (e.g. 't' for teacher) so they never collide with the
+        policy's own samples; new episodes are committed as each batch finishes.
+        """
+        from agentpref.rollout import episode_id, play
+
+        have: dict[str, Trajectory] = {}
+        if self.store is not None:
+            for task_id in {t.id for t, _ in jobs}:
+                for e in self.store.episodes(task_id=task_id, round=self.round, kind=kind):
+                    have[e.id] = e
+        todo = [
+            (t, i) for t, i in jobs if episode_id(t.id, self.round, i, tag) not in have
+        ]
+
+        def commit(batch: list[Trajectory]) -> None:
+            if self.store is not None:
+                self.store.add_episodes(batch, kind=kind)
+
+        new = play(
+            policy, todo, self.sampling, self.env_options, round=self.round, tag=tag,
+            on_done=commit,
+        )
+        have.update({e.id: e for e in new})
+        return [have[episode_id(t.id, self.round, i, tag)] for t, i in jobs]
+
+
+class Strategy(Protocol):
+    name: str
+
+    def make_pairs(
+        self, tasks: Sequence[Task], episodes: dict[str, list[Trajectory]], ctx: PairContext
+    ) -> list[Pair]: ...
+
+
+def pair_id(strategy: str, task_id: str, round: int, *keys: Any) -> str:
+    return f"{strategy}:{stable_hash(task_id, round, *keys)}"
+
+
+def side_info(e: Trajectory) -> dict[str, Any]:
+    return {
+        "episode": e.id,
+        "model": e.policy,
+        "outcome": e.outcome,
+        "breakdown": e.reward.breakdown,
+    }
+
+
+def make_pair(
+    task: Task,
+    chosen: Trajectory,
+    rejected: Trajectory,
+    strategy: str,
+    round: int,
+    prompt: list[Message] | None = None,
+    chosen_messages: list[Message] | None = None,
+    rejected_messages: list[Message] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Pair:
+    """A pair from two episodes of one task (shared opening prompt unless given)."""
+    return Pair(
+        id=pair_id(strategy, task.id, round, chosen.id, rejected.id, meta or {}),
+        task_id=task.id,
+        source=task.source,
+        round=round,
+        strategy=strategy,
+        prompt=prompt if prompt is not None else chosen.prompt,
+        chosen=chosen_messages if chosen_messages is not None else chosen.continuation,
+        rejected=rejected_messages if rejected_messages is not None else rejected.continuation,
+        chosen_score=chosen.score,
+        rejected_score=rejected.score,
+        provenance={
+            "chosen": side_info(chosen),
+            "rejected": side_info(rejected),
+            "sampling": chosen.sampling or rejected.sampling,
+            "template_hash": (chosen.sampling or {}).get("template_hash")
+            or (rejected.sampling or {}).get("template_hash", ""),
+        },
+        meta={"env": task.env, **(meta or {})},
+    )

@@ -1,0 +1,237 @@
+"""The run store: one SQLite file per run holding tasks, episodes, pairs, judgements, drops.
+
+Every record is keyed by a deterministic id and inserted with INSERT OR IGNORE inside a
+transaction, so a killed run that starts again skips what is already there and adds nothing
+twice. Only the driver process writes; workers return records.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from agentpref.records import Judgement, Pair, Task, Trajectory
+
+# Forward-only migrations: append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY, source TEXT NOT NULL, split TEXT NOT NULL,
+        env TEXT NOT NULL, eval_only INTEGER NOT NULL, data TEXT NOT NULL);
+    CREATE TABLE episodes (
+        id TEXT PRIMARY KEY, task_id TEXT NOT NULL, round INTEGER NOT NULL,
+        sample_index INTEGER NOT NULL, kind TEXT NOT NULL, score REAL NOT NULL,
+        outcome TEXT NOT NULL, data TEXT NOT NULL);
+    CREATE INDEX episodes_task ON episodes(task_id, round, kind);
+    CREATE TABLE pairs (
+        id TEXT PRIMARY KEY, task_id TEXT NOT NULL, round INTEGER NOT NULL,
+        strategy TEXT NOT NULL, margin REAL NOT NULL, data TEXT NOT NULL);
+    CREATE INDEX pairs_round ON pairs(round, strategy);
+    CREATE TABLE drops (
+        pair_id TEXT NOT NULL, round INTEGER NOT NULL, filter TEXT NOT NULL,
+        reason TEXT NOT NULL, PRIMARY KEY (pair_id, filter));
+    CREATE TABLE judgements (
+        pair_id TEXT NOT NULL, judge TEXT NOT NULL, verdict TEXT NOT NULL,
+        data TEXT NOT NULL, PRIMARY KEY (pair_id, judge));
+    CREATE TABLE marks (
+        stage TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (stage, key));
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+
+class RunStore:
+    """A run's SQLite store. Safe to open again after a crash; writes are transactional."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._db:
+                self._db.executescript(script)
+                self._db.execute(f"PRAGMA user_version={i}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._db:
+            yield self._db
+
+    # -- tasks -------------------------------------------------------------------------------
+    def add_tasks(self, tasks: Iterable[Task]) -> int:
+        rows = [(t.id, t.source, t.split, t.env, int(t.eval_only), t.to_json()) for t in tasks]
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO tasks VALUES (?,?,?,?,?,?)", rows)
+            return db.total_changes - before
+
+    def tasks(self, split: str | None = None, eval_only: bool | None = None) -> list[Task]:
+        sql, args = "SELECT data FROM tasks WHERE 1=1", []
+        if split is not None:
+            sql += " AND split=?"
+            args.append(split)
+        if eval_only is not None:
+            sql += " AND eval_only=?"
+            args.append(int(eval_only))
+        sql += " ORDER BY rowid"
+        return [Task.model_validate_json(r[0]) for r in self._db.execute(sql, args)]
+
+    def task(self, task_id: str) -> Task | None:
+        row = self._db.execute("SELECT data FROM tasks WHERE id=?", (task_id,)).fetchone()
+        return Task.model_validate_json(row[0]) if row else None
+
+    # -- episodes ----------------------------------------------------------------------------
+    def add_episodes(self, episodes: Iterable[Trajectory], kind: str = "policy") -> int:
+        """Insert episodes; `kind` is policy, teacher, expert or eval."""
+        rows = [
+            (e.id, e.task_id, e.round, e.sample_index, kind, e.reward.total, e.outcome, e.to_json())
+            for e in episodes
+        ]
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO episodes VALUES (?,?,?,?,?,?,?,?)", rows)
+            return db.total_changes - before
+
+    def episodes(
+        self, task_id: str | None = None, round: int | None = None, kind: str | None = "policy"
+    ) -> list[Trajectory]:
+        sql, args = "SELECT data FROM episodes WHERE 1=1", []
+        for col, val in (("task_id", task_id), ("round", round), ("kind", kind)):
+            if val is not None:
+                sql += f" AND {col}=?"
+                args.append(val)
+        sql += " ORDER BY task_id, sample_index"
+        return [Trajectory.model_validate_json(r[0]) for r in self._db.execute(sql, args)]
+
+    def episode_counts(self, round: int, kind: str = "policy") -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT task_id, COUNT(*) FROM episodes WHERE round=? AND kind=? GROUP BY task_id",
+            (round, kind),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # -- pairs, drops, judgements ------------------------------------------------------------
+    def add_pairs(self, pairs: Iterable[Pair]) -> int:
+        rows = [(p.id, p.task_id, p.round, p.strategy, p.margin, p.to_json()) for p in pairs]
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO pairs VALUES (?,?,?,?,?,?)", rows)
+            return db.total_changes - before
+
+    def pairs(self, round: int | None = None, strategy: str | None = None) -> list[Pair]:
+        sql, args = "SELECT data FROM pairs WHERE 1=1", []
+        if round is not None:
+            sql += " AND round=?"
+            args.append(round)
+        if strategy is not None:
+            sql += " AND strategy=?"
+            args.append(strategy)
+        sql += " ORDER BY rowid"
+        return [Pair.model_validate_json(r[0]) for r in self._db.execute(sql, args)]
+
+    def add_drops(self, drops: Iterable[tuple[str, int, str, str]]) -> None:
+        """(pair_id, round, filter, reason) rows."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO drops VALUES (?,?,?,?)", list(drops))
+
+    def dropped_ids(self, round: int | None = None) -> set[str]:
+        sql, args = "SELECT DISTINCT pair_id FROM drops", []
+        if round is not None:
+            sql += " WHERE round=?"
+            args.append(round)
+        return {r[0] for r in self._db.execute(sql, args)}
+
+    def drop_counts(self, round: int | None = None) -> dict[str, int]:
+        sql, args = "SELECT filter, COUNT(*) FROM drops", []
+        if round is not None:
+            sql += " WHERE round=?"
+            args.append(round)
+        sql += " GROUP BY filter ORDER BY filter"
+        return {r[0]: r[1] for r in self._db.execute(sql, args)}
+
+    def drops(self, round: int | None = None) -> list[tuple[str, int, str, str]]:
+        sql, args = "SELECT pair_id, round, filter, reason FROM drops", []
+        if round is not None:
+            sql += " WHERE round=?"
+            args.append(round)
+        return [tuple(r) for r in self._db.execute(sql, args)]  # type: ignore[misc]
+
+    def add_judgements(self, judgements: Iterable[Judgement]) -> int:
+        rows = [(j.pair_id, j.judge, j.verdict, j.to_json()) for j in judgements]
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO judgements VALUES (?,?,?,?)", rows)
+            return db.total_changes - before
+
+    def judgements(self) -> list[Judgement]:
+        return [
+            Judgement.model_validate_json(r[0])
+            for r in self._db.execute("SELECT data FROM judgements ORDER BY rowid")
+        ]
+
+    # -- stage marks and meta ----------------------------------------------------------------
+    def mark(self, stage: str, key: str, data: Any = None) -> None:
+        """Record that a stage finished for a key (e.g. ('train', 'round1'))."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO marks VALUES (?,?,?)", (stage, key, json.dumps(data))
+            )
+
+    def marked(self, stage: str, key: str) -> Any | None:
+        row = self._db.execute(
+            "SELECT data FROM marks WHERE stage=? AND key=?", (stage, key)
+        ).fetchone()
+        return None if row is None else (json.loads(row[0]) if row[0] else True)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, json.dumps(value)))
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def counts(self) -> dict[str, Any]:
+        def one(sql: str) -> int:
+            return int(self._db.execute(sql).fetchone()[0])
+
+        by_kind = dict(
+            self._db.execute("SELECT kind, COUNT(*) FROM episodes GROUP BY kind").fetchall()
+        )
+        return {
+            "tasks": one("SELECT COUNT(*) FROM tasks"),
+            "tasks_train": one("SELECT COUNT(*) FROM tasks WHERE eval_only=0 AND split='train'"),
+            "episodes": one("SELECT COUNT(*) FROM episodes"),
+            "episodes_by_kind": by_kind,
+            "tasks_with_episodes": one(
+                "SELECT COUNT(DISTINCT task_id) FROM episodes WHERE kind='policy'"
+            ),
+            "pairs": one("SELECT COUNT(*) FROM pairs"),
+            "pairs_dropped": one("SELECT COUNT(DISTINCT pair_id) FROM drops"),
+            "judgements": one("SELECT COUNT(*) FROM judgements"),
+            "rounds": [
+                r[0] for r in self._db.execute("SELECT DISTINCT round FROM episodes ORDER BY 1")
+            ],
+        }
