@@ -61,6 +61,9 @@ class SamplingConfig(Section):
         default=8, ge=1, description="Cap on episodes per task when all K tie (resampling)."
     )
     seed: int = 0
+    episodes_per_batch: int = Field(
+        default=64, ge=1, description="Episodes played (and committed) together per batch."
+    )
 
 
 class PluginConfig(Section):

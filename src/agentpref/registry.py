@@ -12,7 +12,7 @@ from typing import Any
 
 from agentpref.errors import ConfigError
 
-_KINDS: dict[str, dict[str, str]] = {
+_KINDS: dict[str, dict[str, Any]] = {
     "policy": {
         "transformers": "agentpref.policies.transformers:TransformersPolicy",
         "openai": "agentpref.policies.openai:OpenAIPolicy",
@@ -60,12 +60,16 @@ _KINDS: dict[str, dict[str, str]] = {
 }
 
 
-def register(kind: str, name: str, target: str) -> None:
-    """Add an implementation ("module:attr") under a new name."""
+def register(kind: str, name: str, target: Any) -> None:
+    """Add an implementation ("module:attr", or the object itself) under a new name."""
     table = _KINDS.setdefault(kind, {})
     if name in table:
         raise ConfigError(f"{kind} {name!r} is already registered (to {table[name]})")
     table[name] = target
+
+
+def unregister(kind: str, name: str) -> None:
+    _KINDS.get(kind, {}).pop(name, None)
 
 
 def names(kind: str) -> list[str]:
@@ -83,6 +87,9 @@ def lookup(kind: str, name: str) -> Any:
         raise ConfigError(
             f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(table))})"
         )
-    module_name, _, attr = table[name].partition(":")
+    target = table[name]
+    if not isinstance(target, str):
+        return target
+    module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, attr)

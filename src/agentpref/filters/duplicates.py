@@ -1,0 +1,51 @@
+"""Drop repeated pairs: same prompt with the same chosen and rejected text, across rounds too."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from agentpref.config import validate_options
+from agentpref.filters.base import FilterContext
+from agentpref.records import Message, Pair, stable_hash
+
+
+class DuplicateOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    normalize_whitespace: bool = True
+
+
+def _text(messages: list[Message], normalize: bool) -> list[tuple[str, str]]:
+    out = []
+    for m in messages:
+        content = " ".join(m.content.split()) if normalize else m.content
+        out.append((m.role, content))
+    return out
+
+
+class DuplicateFilter:
+    """Stateful: the first pair with a given (prompt, chosen, rejected) is kept."""
+
+    name = "duplicates"
+
+    def __init__(self, **options: object) -> None:
+        self.options = validate_options(
+            DuplicateOptions, dict(options), "filters.duplicates.options"
+        )
+        self._seen: dict[str, str] = {}
+
+    def key(self, pair: Pair) -> str:
+        norm = self.options.normalize_whitespace
+        return stable_hash(
+            _text(pair.prompt, norm), _text(pair.chosen, norm), _text(pair.rejected, norm)
+        )
+
+    def remember(self, pair: Pair) -> None:
+        self._seen.setdefault(self.key(pair), pair.id)
+
+    def check(self, pair: Pair, ctx: FilterContext) -> str | None:
+        k = self.key(pair)
+        first = self._seen.get(k)
+        if first is not None and first != pair.id:
+            return f"duplicate of {first}"
+        self._seen[k] = pair.id
+        return None

@@ -1,0 +1,459 @@
+"""Stages and rounds, driven by a recipe: tasks -> sample -> pairs -> judge -> filter -> export.
+
+Every stage reads and writes the run store and skips what is already there, so a killed run
+started again resumes where it stopped and adds nothing twice. Only this driver writes the
+store; rollouts and verifiers return records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from agentpref.config import PolicyConfig, Recipe, dump_recipe
+from agentpref.errors import ConfigError
+from agentpref.filters.base import FilterContext
+from agentpref.pairs.base import PairContext
+from agentpref.policies.base import Policy, make_policy
+from agentpref.progress import Progress
+from agentpref.records import Completion, Message, Pair, SamplingParams, Task, Trajectory
+from agentpref.registry import lookup
+from agentpref.store import RunStore
+
+log = logging.getLogger(__name__)
+
+STORE_NAME = "store.sqlite"
+TRACKED_PACKAGES = [
+    "agentpref", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "sqlglot",
+    "scienceworld", "pydantic",
+]
+
+
+class LazyPolicy:
+    """Builds the real policy on first use, so a resumed run with nothing left to sample
+    never loads a model."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self._policy: Policy | None = None
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            self._policy = make_policy(self.config)
+        return self._policy
+
+    @property
+    def loaded(self) -> bool:
+        return self._policy is not None
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    def generate(
+        self, conversations: list[list[Message]], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        return self.policy.generate(conversations, sampling)
+
+    def template_hash(self) -> str:
+        return self.policy.template_hash()
+
+    def close(self) -> None:
+        if self._policy is not None:
+            self._policy.close()
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def score_histogram(scores: Sequence[float]) -> dict[str, int]:
+    counts = Counter(f"{round(s, 2):+.2f}" for s in scores)
+    return dict(sorted(counts.items(), key=lambda kv: float(kv[0])))
+
+
+class Run:
+    """One output folder: the resolved recipe, versions, the run store, exports, stats."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        out_dir: str | Path,
+        policy: Policy | None = None,
+        teacher: Policy | None = None,
+        judge_policy: Policy | None = None,
+        adapter: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.recipe = recipe
+        self.out = Path(out_dir)
+        self.progress = progress
+        self._check_folder()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.store = RunStore(self.out / STORE_NAME)
+        policy_config = recipe.policy
+        if adapter is not None:
+            policy_config = policy_config.model_copy(update={"adapter": adapter})
+        self.policy: Policy = policy if policy is not None else LazyPolicy(policy_config)
+        self.teacher: Policy | None = teacher
+        if self.teacher is None and recipe.teacher is not None:
+            self.teacher = LazyPolicy(recipe.teacher)
+        self.judge_policy = judge_policy
+        if self.judge_policy is None and recipe.judge.enabled and recipe.judge.policy:
+            self.judge_policy = LazyPolicy(recipe.judge.policy)
+        self._write_meta()
+
+    # -- folder bookkeeping ------------------------------------------------------------------
+    def _check_folder(self) -> None:
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"--out {str(self.out)!r} is a file; give a folder path")
+        saved = self.out / "recipe.yaml"
+        if saved.is_file():
+            import yaml
+
+            old = yaml.safe_load(saved.read_text()) or {}
+            new = self.recipe.model_dump(mode="json")
+            keys = ("tasks", "sampling", "strategies", "seed", "envs")
+            changed = [k for k in keys if old.get(k) != new.get(k)]
+            if changed:
+                raise ConfigError(
+                    f"run folder {self.out.name!r} was made with a different recipe "
+                    f"({', '.join(changed)} differ); use a new --out folder to start afresh"
+                )
+
+    def _write_meta(self) -> None:
+        (self.out / "recipe.yaml").write_text(dump_recipe(self.recipe))
+        versions = {"packages": package_versions(), "git_commit": git_commit()}
+        (self.out / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
+
+    def close(self) -> None:
+        for p in (self.policy, self.teacher, self.judge_policy):
+            if p is not None:
+                p.close()
+        self.store.close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- stages ------------------------------------------------------------------------------
+    def build_tasks(self) -> dict[str, Any]:
+        """Load, mix, split, de-duplicate and screen the recipe's tasks (once per run)."""
+        done = self.store.marked("tasks", "built")
+        if done:
+            return self.store.meta("task_report", {})
+        from agentpref.tasks.build import build_tasks
+
+        taskset = build_tasks(self.recipe.tasks, self.recipe.seed)
+        if not taskset.train and not taskset.eval:
+            raise ConfigError("the recipe's task sources gave no tasks; check tasks.sources")
+        eval_tasks = [t.model_copy(update={"split": "eval"}) for t in taskset.eval]
+        self.store.add_tasks(list(taskset.train) + eval_tasks)
+        report = dict(taskset.report)
+        self.store.set_meta("task_report", report)
+        (self.out / "tasks_report.json").write_text(json.dumps(report, indent=2, default=str))
+        self.store.mark("tasks", "built", {"train": len(taskset.train), "eval": len(eval_tasks)})
+        return report
+
+    def train_tasks(self) -> list[Task]:
+        return [t for t in self.store.tasks(split="train") if not t.eval_only]
+
+    def min_margin(self) -> float:
+        for s in self.recipe.strategies:
+            if s.name == "best-worst":
+                return float(s.options.get("min_margin", 0.1))
+        return 0.1
+
+    def sampling_params(self, round: int) -> SamplingParams:
+        s = self.recipe.sampling
+        return SamplingParams(
+            n=1,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_new_tokens=s.max_new_tokens,
+            seed=self.recipe.seed * 1_000_003 + s.seed + round * 7_777,
+        )
+
+    def sample(self, round: int = 0) -> int:
+        """Play K episodes per train task; where all K tie, K more, up to max_samples."""
+        from agentpref.pairs.best_worst import all_tied
+
+        tasks = self.train_tasks()
+        k = self.recipe.sampling.k
+        cap = max(self.recipe.sampling.max_samples, k)
+        margin = self.min_margin()
+        played = 0
+        while True:
+            by_task: dict[str, list[Trajectory]] = defaultdict(list)
+            for e in self.store.episodes(round=round, kind="policy"):
+                by_task[e.task_id].append(e)
+            jobs: list[tuple[Task, int]] = []
+            for t in tasks:
+                have = by_task.get(t.id, [])
+                indices = {e.sample_index for e in have}
+                if len(have) < k:
+                    target = k
+                elif all_tied(have, margin) and len(have) < cap:
+                    target = min(len(have) + k, cap)
+                else:
+                    continue
+                jobs.extend((t, i) for i in range(target) if i not in indices)
+            if not jobs:
+                break
+            stage = "sample" if played == 0 else "resample (ties)"
+            bar = Progress(stage, len(jobs), "episodes", enabled=self.progress)
+
+            def commit(batch: list[Trajectory], bar: Progress = bar) -> None:
+                self.store.add_episodes(batch, kind="policy")
+                bar.update(len(batch))
+
+            from agentpref.rollout import play
+
+            play(
+                self.policy,
+                jobs,
+                self.sampling_params(round),
+                self.recipe.envs,
+                round=round,
+                batch_size=self.recipe.sampling.episodes_per_batch,
+                on_done=commit,
+            )
+            played += len(jobs)
+        return played
+
+    def episodes_by_task(self, round: int) -> dict[str, list[Trajectory]]:
+        by_task: dict[str, list[Trajectory]] = defaultdict(list)
+        for e in self.store.episodes(round=round, kind="policy"):
+            by_task[e.task_id].append(e)
+        return dict(by_task)
+
+    def make_pairs(self, round: int = 0) -> dict[str, int]:
+        """Run the recipe's strategies in order; later ones see which tasks already paired."""
+        tasks = self.train_tasks()
+        episodes = self.episodes_by_task(round)
+        ctx = PairContext(
+            round=round,
+            sampling=self.sampling_params(round),
+            env_options=self.recipe.envs,
+            policy=self.policy,
+            teacher=self.teacher,
+            store=self.store,
+            seed=self.recipe.seed,
+        )
+        made: dict[str, int] = {}
+        for spec in self.recipe.strategies:
+            strategy = lookup("strategy", spec.name)(**spec.options)
+            pairs = strategy.make_pairs(tasks, episodes, ctx)
+            self.store.add_pairs(pairs)
+            ctx.paired.update(p.task_id for p in pairs)
+            made[spec.name] = made.get(spec.name, 0) + len(pairs)
+        return made
+
+    def judge(self, round: int = 0) -> int:
+        """Ask the judge about every pair of the round it has not seen yet."""
+        if not self.recipe.judge.enabled:
+            return 0
+        if self.judge_policy is None:
+            raise ConfigError("judge.enabled is true but judge.policy is not set; name a model")
+        from agentpref.judges.pairwise import PairwiseJudge
+
+        judge = PairwiseJudge(self.judge_policy, **self.recipe.judge.options)
+        seen = {j.pair_id for j in self.store.judgements()}
+        todo = [p for p in self.store.pairs(round=round) if p.id not in seen]
+        if not todo:
+            return 0
+        tasks = {t.id: t for t in self.store.tasks()}
+        judgements = judge.judge(todo, tasks)
+        return self.store.add_judgements(judgements)
+
+    def build_filters(self) -> list[Any]:
+        filters = [lookup("filter", f.name)(**f.options) for f in self.recipe.filters]
+        if self.recipe.judge.enabled and self.recipe.judge.drop_rejected:
+            if not any(getattr(f, "name", "") == "judge" for f in filters):
+                filters.append(lookup("filter", "judge")())
+        return filters
+
+    def filter(self, round: int = 0) -> dict[str, int]:
+        """Apply the filters in order; the first that objects drops the pair, with its reason.
+
+        Recomputed from scratch each time (it is cheap and deterministic), so a resumed run
+        records the same drops. Duplicates are checked against kept pairs of earlier rounds.
+        """
+        filters = self.build_filters()
+        dropped_before = self.store.dropped_ids()
+        for f in filters:
+            remember = getattr(f, "remember", None)
+            if remember is None:
+                continue
+            for r in range(round):
+                for p in self.store.pairs(round=r):
+                    if p.id not in dropped_before:
+                        remember(p)
+        ctx = FilterContext(
+            tasks={t.id: t for t in self.store.tasks()},
+            judgements={j.pair_id: j for j in self.store.judgements()},
+        )
+        drops = []
+        for pair in self.store.pairs(round=round):
+            for f in filters:
+                reason = f.check(pair, ctx)
+                if reason:
+                    drops.append((pair.id, round, f.name, reason))
+                    break
+        self.store.add_drops(drops)
+        return dict(Counter(d[2] for d in drops))
+
+    def kept_pairs(self, round: int | None = None) -> list[Pair]:
+        dropped = self.store.dropped_ids()
+        return [p for p in self.store.pairs(round=round) if p.id not in dropped]
+
+    def export(self, round: int | None = None) -> dict[str, list[str]]:
+        """Write the kept pairs in every recipe format; `round` writes that round's own folder."""
+        pairs = self.kept_pairs(round)
+        folder = self.out / "export" if round is None else self.out / "export" / f"round_{round}"
+        written: dict[str, list[str]] = {}
+        for fmt in self.recipe.export.formats:
+            exporter: Callable[..., list[Path]] = lookup("exporter", fmt)
+            paths = exporter(pairs, folder, parquet=self.recipe.export.parquet)
+            written[fmt] = [str(p) for p in paths]
+        return written
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, yield, drops by reason, score and margin distributions; written to stats.json."""
+        tasks = self.train_tasks()
+        task_by_id = {t.id: t for t in tasks}
+        episodes = self.store.episodes(kind="policy")
+        pairs = self.store.pairs()
+        dropped = self.store.dropped_ids()
+        kept = [p for p in pairs if p.id not in dropped]
+        sampled = {e.task_id for e in episodes}
+        paired = {p.task_id for p in kept}
+        drops = self.store.drops()
+        by_source: dict[str, dict[str, Any]] = {}
+        for t in tasks:
+            s = by_source.setdefault(t.source, {"tasks": 0, "tasks_with_pair": 0, "pairs": 0})
+            s["tasks"] += 1
+            s["tasks_with_pair"] += int(t.id in paired)
+        for p in kept:
+            src = task_by_id[p.task_id].source if p.task_id in task_by_id else p.source
+            by_source.setdefault(src, {"tasks": 0, "tasks_with_pair": 0, "pairs": 0})["pairs"] += 1
+        for s in by_source.values():
+            s["yield"] = round(s["tasks_with_pair"] / s["tasks"], 4) if s["tasks"] else 0.0
+        scores = [e.score for e in episodes]
+        margins = [p.margin for p in kept]
+
+        def chars(msgs: list[Message]) -> int:
+            return sum(len(m.content) for m in msgs if m.role == "assistant")
+
+        judgements = self.store.judgements()
+        stats: dict[str, Any] = {
+            "tasks": len(tasks),
+            "tasks_eval": len(self.store.tasks(split="eval")),
+            "tasks_sampled": len(sampled),
+            "episodes": len(episodes),
+            "episodes_by_outcome": dict(Counter(e.outcome for e in episodes)),
+            "yield": round(len(paired & sampled) / len(sampled), 4) if sampled else 0.0,
+            "pairs_made": len(pairs),
+            "pairs_kept": len(kept),
+            "pairs_by_strategy": dict(Counter(p.strategy for p in kept)),
+            "pairs_by_round": dict(Counter(str(p.round) for p in kept)),
+            "drops_by_filter": dict(Counter(d[2] for d in drops)),
+            "drops_by_reason": dict(
+                Counter(f"{d[2]}: {d[3].split('(')[0].strip()[:60]}" for d in drops)
+            ),
+            "by_source": by_source,
+            "score": {
+                "mean": round(sum(scores) / len(scores), 4) if scores else None,
+                "min": min(scores) if scores else None,
+                "max": max(scores) if scores else None,
+                "histogram": score_histogram(scores),
+            },
+            "margin": {
+                "mean": round(sum(margins) / len(margins), 4) if margins else None,
+                "histogram": score_histogram(margins),
+            },
+            "length": {
+                "chosen_mean_chars": round(sum(chars(p.chosen) for p in kept) / len(kept), 1)
+                if kept
+                else None,
+                "rejected_mean_chars": round(sum(chars(p.rejected) for p in kept) / len(kept), 1)
+                if kept
+                else None,
+                "chosen_longer_share": round(
+                    sum(chars(p.chosen) > chars(p.rejected) for p in kept) / len(kept), 4
+                )
+                if kept
+                else None,
+            },
+            "judge": _judge_summary(judgements, {p.id: p for p in pairs}),
+        }
+        (self.out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+        return stats
+
+    def run_round(self, round: int = 0) -> dict[str, Any]:
+        self.build_tasks()
+        self.sample(round)
+        made = self.make_pairs(round)
+        self.judge(round)
+        self.filter(round)
+        exports = self.export()
+        if self.recipe.rounds > 1:
+            self.export(round)
+        self.store.mark("round", str(round), {"pairs_made": made})
+        return {"pairs_made": made, "exports": exports}
+
+    def run(self) -> dict[str, Any]:
+        """All stages of round 0 (rounds with training in between are `agentpref iterate`)."""
+        result = self.run_round(0)
+        stats = self.stats()
+        stats["exports"] = result["exports"]
+        return stats
+
+
+def _judge_summary(judgements: Sequence[Any], pairs: dict[str, Pair]) -> dict[str, Any]:
+    if not judgements:
+        return {}
+    verdicts = Counter(j.verdict for j in judgements)
+    consistent = [j for j in judgements if j.verdict != "inconsistent"]
+    agree = [j for j in consistent if j.verdict == "chosen"]
+    by_source: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for j in consistent:
+        src = pairs[j.pair_id].source if j.pair_id in pairs else "?"
+        by_source[src][1] += 1
+        by_source[src][0] += int(j.verdict == "chosen")
+    return {
+        "judged": len(judgements),
+        "verdicts": dict(verdicts),
+        "consistency": round(len(consistent) / len(judgements), 4),
+        "agreement": round(len(agree) / len(consistent), 4) if consistent else None,
+        "agreement_by_source": {
+            s: round(a / n, 4) if n else None for s, (a, n) in sorted(by_source.items())
+        },
+    }
