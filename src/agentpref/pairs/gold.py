@@ -1,0 +1,185 @@
+"""Gold as chosen (SPIN): the dataset's gold answer against a failed policy episode.
+
+The gold episode is built by playing the gold reply through the task's own environment with a
+scripted policy named "gold", so it is scored by the same verifier and stored like any
+episode: for env "sql" the reply is the gold SQL in a ```sql block; for env "dbbench" the gold
+path (run the gold SQL, then answer from the rows it returned); for a task whose
+`meta["expert"]` holds an expert trajectory, those replies in order. A gold episode that
+does not itself pass the verifier (a broken gold query) makes no pair.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import Field
+
+from agentpref.config import validate_options
+from agentpref.pairs.base import PairContext, make_pair
+from agentpref.pairs.common import CommonOptions, TurnScript, finish, is_valid, replay, select_tasks
+from agentpref.records import Message, Pair, Task, Trajectory
+
+log = logging.getLogger(__name__)
+
+GOLD_MODEL = "gold"
+
+
+class GoldOptions(CommonOptions):
+    per_task: int = Field(
+        default=1, ge=1, description="Failed episodes paired with the gold one (worst first)."
+    )
+
+
+def sql_reply(sql: str) -> str:
+    """A single-turn SQL reply in the form the sql environment parses."""
+    return f"```sql\n{sql.strip()}\n```"
+
+
+def dbbench_operation(sql: str) -> str:
+    return f"Action: Operation\n```sql\n{sql.strip()}\n```"
+
+
+def dbbench_answer(values: Sequence[Any]) -> str:
+    return "Action: Answer\nFinal Answer: " + json.dumps(
+        [str(v) for v in values], ensure_ascii=False
+    )
+
+
+def rows_to_answer(observation: str) -> list[str]:
+    """Flatten an observation of fetched rows (a Python repr of tuples) into answer strings."""
+    text = observation.replace("[TRUNCATED]", "").strip()
+    try:
+        rows = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return []
+    values: list[str] = []
+    if isinstance(rows, (list, tuple)):
+        for row in rows:
+            cells = row if isinstance(row, (list, tuple)) else [row]
+            values.extend(str(c) for c in cells)
+    return values
+
+
+def _dbbench_turns(task: Task) -> Callable[[list[Message], int], str | None]:
+    """Run the gold SQL, then answer with what it returned (or the task's answer list)."""
+    gold_sql = str(task.spec.get("gold_sql") or "")
+    answer = task.spec.get("answer")
+    if not gold_sql:
+        return lambda conversation, turn: dbbench_answer(answer or []) if turn == 0 else None
+
+    def turns(conversation: list[Message], turn: int) -> str | None:
+        if turn == 0:
+            return dbbench_operation(gold_sql)
+        if turn == 1:
+            if isinstance(answer, list):
+                return dbbench_answer(answer)
+            observed = conversation[-1].content if conversation[-1].role == "user" else ""
+            if "[TRUNCATED]" in observed:
+                return dbbench_answer(_full_gold_answer(task, gold_sql))
+            return dbbench_answer(rows_to_answer(observed))
+        return None
+
+    return turns
+
+
+def _full_gold_answer(task: Task, gold_sql: str) -> list[str]:
+    """The gold query's whole result when the observation was cut (DB Bench's answer list)."""
+    from pathlib import Path
+
+    from agentpref.envs.sql.dbbench import gold_query_answer
+
+    try:
+        return gold_query_answer(Path(task.spec["db_path"]), gold_sql, 5.0)
+    except Exception as exc:  # a broken gold query makes a failing gold episode, not a crash
+        log.debug("gold: %s: %s", task.id, exc)
+        return []
+
+
+def expert_replies(task: Task) -> list[str] | None:
+    """The replies of `meta["expert"]`: strings, or messages/dicts with content or action."""
+    expert = task.meta.get("expert")
+    if not isinstance(expert, list) or not expert:
+        return None
+    out: list[str] = []
+    for item in expert:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            if item.get("role", "assistant") != "assistant":
+                continue
+            text = item.get("content", item.get("action"))
+            if text is None:
+                return None
+            out.append(str(text))
+        else:
+            return None
+    return out or None
+
+
+def gold_script(task: Task) -> TurnScript | None:
+    """How the gold side of a task is played, or None when the task has no gold."""
+    expert = expert_replies(task)
+    if expert is not None:
+        return TurnScript(expert)
+    gold_sql = task.spec.get("gold_sql")
+    if task.env == "sql" and gold_sql:
+        return TurnScript([sql_reply(str(gold_sql))])
+    if task.env == "dbbench" and (gold_sql or isinstance(task.spec.get("answer"), list)):
+        return TurnScript(_dbbench_turns(task))
+    return None
+
+
+def play_gold(ctx: PairContext, tasks: Sequence[Task]) -> dict[str, Trajectory]:
+    """Gold episodes (round's tag 'g', kind 'expert') for the tasks that have a gold answer."""
+    scripts = [(t, 0, s) for t in tasks if (s := gold_script(t)) is not None]
+    return {e.task_id: e for e in replay(ctx, scripts, GOLD_MODEL, tag="g", kind="expert")}
+
+
+class GoldChosen:
+    """Chosen: the gold episode; rejected: the policy's failed episodes, worst first."""
+
+    name = "gold"
+
+    def __init__(self, **options: object) -> None:
+        self.options: GoldOptions = validate_options(
+            GoldOptions, dict(options), "strategies.gold.options"
+        )
+
+    def make_pairs(
+        self, tasks: Sequence[Task], episodes: dict[str, list[Trajectory]], ctx: PairContext
+    ) -> list[Pair]:
+        todo = [t for t in select_tasks(tasks, self.options, ctx) if episodes.get(t.id)]
+        gold = play_gold(ctx, todo)
+        pairs: list[Pair] = []
+        broken = 0
+        for task in todo:
+            g = gold.get(task.id)
+            if g is None:
+                continue
+            if not is_valid(g) or g.outcome == "env_error":
+                broken += 1
+                log.debug("gold: %s gold episode failed its verifier (%s)", task.id, g.outcome)
+                continue
+            failed = [
+                e
+                for e in episodes[task.id]
+                if g.score - e.score >= self.options.min_margin - 1e-12 and e.prompt == g.prompt
+            ]
+            failed.sort(key=lambda e: (e.score, e.sample_index))
+            seen: set[str] = set()
+            for e in failed:
+                text = "\x00".join(m.content for m in e.continuation)
+                if text in seen:
+                    continue
+                seen.add(text)
+                pairs.append(make_pair(task, g, e, self.name, ctx.round))
+                if len(seen) >= self.options.per_task:
+                    break
+        if broken:
+            log.warning("gold: %d of %d gold episodes failed their own verifier", broken, len(gold))
+        log.info("gold: %d pairs from %d tasks", len(pairs), len(todo))
+        return finish(pairs, self.options, ctx)
