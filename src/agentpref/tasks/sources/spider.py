@@ -1,0 +1,113 @@
+"""Spider: questions json + database/<db_id>/<db_id>.sqlite, one single-turn SQL task each.
+
+Layout (cfg.path): tables.json, dev.json, train_spider.json, train_others.json, database/.
+Split `train` reads train_spider.json then train_others.json; `dev` reads dev.json; `test`
+reads test.json (with test_database/ when present).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentpref.config import SourceConfig, validate_options
+from agentpref.errors import DataError
+from agentpref.tasks.sources.base import (
+    SourceResult,
+    gold_error,
+    iter_dicts,
+    read_records,
+    require_path,
+    sql_task,
+    text_field,
+)
+
+log = logging.getLogger(__name__)
+
+SPLIT_FILES = {
+    "train": ["train_spider.json", "train_others.json"],
+    "dev": ["dev.json"],
+    "test": ["test.json"],
+}
+
+
+class SpiderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    files: list[str] | None = Field(
+        default=None, description="Question files to read instead of the split's defaults."
+    )
+    database_dir: str | None = Field(
+        default=None, description="Database folder (default: database/, test_database/ for test)."
+    )
+    check_gold: bool = Field(default=True, description="Execute every gold query; skip failures.")
+
+
+def database_dir(root: Path, split: str, override: str | None) -> Path:
+    if override:
+        return root / override
+    if split == "test" and (root / "test_database").is_dir():
+        return root / "test_database"
+    return root / "database"
+
+
+def load_spider(cfg: SourceConfig) -> SourceResult:
+    """Load a Spider-layout folder into single-turn SQL tasks."""
+    opts = validate_options(SpiderOptions, cfg.options, f"tasks source {cfg.name!r} options")
+    root = require_path(cfg, "the Spider folder (with dev.json and database/)")
+    if root.is_file():
+        files, root = [root], root.parent
+    else:
+        names = opts.files or SPLIT_FILES.get(cfg.split)
+        if names is None:
+            raise DataError(
+                f"source {cfg.name!r}: unknown split {cfg.split!r}; use train, dev or test, "
+                "or list files in options.files"
+            )
+        files = [root / n for n in names]
+    db_root = database_dir(root, cfg.split, opts.database_dir)
+    if not db_root.is_dir():
+        raise DataError(
+            f"source {cfg.name!r}: database folder {str(db_root)!r} does not exist; "
+            "it must hold <db_id>/<db_id>.sqlite"
+        )
+    result = SourceResult()
+    source = "spider"
+    n = 0
+    for path in files:
+        records = read_records(path, cfg.name)
+        for i, rec in iter_dicts(records, result):
+            key = str(n + i)
+            db_id = text_field(rec, "db_id")
+            question = text_field(rec, "question")
+            gold = text_field(rec, "query", "SQL", "sql")
+            if not (db_id and question and gold):
+                result.skip("malformed_record", f"{path.name}[{i}] lacks db_id/question/query")
+                continue
+            db_path = db_root / db_id / f"{db_id}.sqlite"
+            if not db_path.is_file():
+                result.skip("missing_database", f"{path.name}[{i}]: {db_id}")
+                continue
+            if opts.check_gold:
+                err = gold_error(db_path, gold)
+                if err is not None:
+                    result.skip("gold_error", f"{path.name}[{i}] on {db_id}: {err}")
+                    continue
+            result.tasks.append(
+                sql_task(
+                    source=source,
+                    split=cfg.split,
+                    key=key,
+                    db_path=db_path,
+                    db_id=db_id,
+                    question=question,
+                    gold_sql=gold,
+                    env=cfg.env,
+                    meta={"file": path.name},
+                )
+            )
+        n += len(records)
+    result.log_summary(cfg.name)
+    return result
