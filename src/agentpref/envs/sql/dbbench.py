@@ -1,0 +1,450 @@
+"""DB Bench-style multi-turn SQL episodes (env "dbbench").
+
+The episode follows AgentBench DB Bench's text protocol (see PROTOCOLS.md): an instruction, a
+short acknowledgement, then the question with one "The name of this table is T, and the
+headers of this table are a,b,c." line per table. Each assistant reply either runs one SQL
+statement (`Action: Operation` + a fenced sql block) and gets back the Python repr of the rows
+or the error text, cut at 800 characters, or ends the episode with `Action: Answer` and
+`Final Answer: [...]`. A reply matching neither pattern fails at once; at most 15 operations.
+
+Every episode works on its own temporary copy of the database, so the source file never
+changes however many writes the policy makes. Query tasks are scored with DB Bench's answer
+comparison against the gold query's result (or the task's gold answer list); modification
+tasks (spec["kind"] insert/update/delete) by an order-independent hash of the table after the
+episode against the table after the gold statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentpref.config import validate_options
+from agentpref.envs.base import StepResult
+from agentpref.envs.sql.compare import dbbench_answer_match, parse_dbbench_answer
+from agentpref.errors import ConfigError, DataError
+from agentpref.records import Message, Task, messages
+from agentpref.rewards.dbbench import DBBenchRewardOptions, EpisodeStats, episode_reward
+
+log = logging.getLogger(__name__)
+
+MODIFICATION_KINDS = ("insert", "update", "delete")
+TRUNCATED = "[TRUNCATED]"
+GOLD_TIMEOUT_S = 30.0
+GOLD_MAX_ROWS = 100_000
+DEFAULT_INSTRUCTION = "dbbench_instruction.txt"
+
+_ACTION_RE = re.compile(r"Action: (.*?)\n")
+_SQL_RE = re.compile(r"```sql\n([\s\S]*?)\n```")
+_ANSWER_RE = re.compile(r"\nFinal Answer:(.*)")
+
+
+class DBBenchOptions(BaseModel):
+    """Options of the dbbench environment (recipe `envs.dbbench`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_operations: int = Field(default=15, ge=1, description="Operations per episode.")
+    observation_chars: int = Field(
+        default=800, ge=1, description="Observations longer than this are cut, + [TRUNCATED]."
+    )
+    timeout_s: float = Field(default=5.0, gt=0.0, description="Deadline for one statement.")
+    max_rows: int = Field(
+        default=1000, ge=1, description="Rows fetched per statement (the rest are never shown)."
+    )
+    instruction_file: str | None = Field(
+        default=None, description="Text file replacing the built-in instruction text."
+    )
+    acknowledgement: str = Field(default="Ok.", description="The assistant's opening reply.")
+    reward: dict[str, Any] = Field(
+        default_factory=dict, description="Reward weights (rewards.dbbench.DBBenchRewardOptions)."
+    )
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    """A reply read the way DB Bench reads it."""
+
+    action: str
+    """operation, answer or invalid."""
+    sql: str = ""
+    answer: str = ""
+    problem: str = ""
+
+
+def parse_reply(text: str) -> ParsedReply:
+    """Read a reply with DB Bench's patterns.
+
+    The action word is the text after the first `Action: ` up to a newline. `Operation`
+    needs a fenced sql block (its SQL, with newlines turned into spaces); anything else is
+    an answer when a line starts with `Final Answer:`, and invalid otherwise.
+    """
+    action = _ACTION_RE.search(text)
+    if action and action.group(1) == "Operation":
+        block = _SQL_RE.search(text)
+        if not block:
+            return ParsedReply("invalid", problem="Action: Operation without a ```sql block")
+        sql = block.group(1).strip().replace("\n", " ")
+        return ParsedReply("operation", sql=sql)
+    answer = _ANSWER_RE.search(text)
+    if answer:
+        return ParsedReply("answer", answer=answer.group(1).strip())
+    if action:
+        return ParsedReply("invalid", problem=f"unknown action {action.group(1)[:40]!r}")
+    return ParsedReply("invalid", problem="no 'Action: Operation' or 'Final Answer:'")
+
+
+def truncate(text: str, limit: int = 800) -> str:
+    """Cut an observation to `limit` characters and mark the cut."""
+    return text if len(text) <= limit else text[:limit] + TRUNCATED
+
+
+def render_rows(rows: list[tuple[Any, ...]], limit: int = 800) -> str:
+    """Rows as the benchmark shows them: the Python repr of a list of tuples."""
+    return truncate(str([tuple(r) for r in rows]), limit)
+
+
+def table_line(table: str, columns: list[str]) -> str:
+    headers = ",".join(columns)
+    return f"The name of this table is {table}, and the headers of this table are {headers}."
+
+
+def gold_answer(rows: list[tuple[Any, ...]]) -> list[str]:
+    """A gold query's result as DB Bench's answer list: every cell, row by row, as text."""
+    return [str(cell) for row in rows for cell in row]
+
+
+def answer_overlap(answer: list[Any], gold: list[Any]) -> float:
+    """Jaccard overlap of the answer and gold value sets (numbers compared as numbers)."""
+
+    def norm(v: str) -> str:
+        try:
+            return repr(float(v))
+        except ValueError:
+            return v.strip()
+
+    a, g = {norm(str(v)) for v in answer}, {norm(str(v)) for v in gold}
+    if not a and not g:
+        return 1.0
+    return len(a & g) / len(a | g)
+
+
+# --------------------------------------------------------------------------- database
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def list_tables(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
+    """(table, column names) for every user table, in schema order."""
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY rowid"
+        )
+    ]
+    return [(n, [c[1] for c in conn.execute(f"PRAGMA table_info({_quote(n)})")]) for n in names]
+
+
+def table_hash(conn: sqlite3.Connection, table: str) -> str:
+    """An order-independent hash of every row of `table` (duplicates count).
+
+    Each row is hashed from its cells' text (NULL kept distinct from the string 'None'),
+    the row hashes are sorted and hashed together, as DB Bench does with MD5 in MySQL.
+    """
+    row_hashes = []
+    for row in conn.execute(f"SELECT * FROM {_quote(table)}"):
+        cells = ["\x00" if v is None else str(v) for v in row]
+        row_hashes.append(hashlib.md5("\x1f".join(cells).encode()).hexdigest())
+    row_hashes.sort()
+    return hashlib.md5(",".join(row_hashes).encode()).hexdigest()
+
+
+def set_deadline(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Make SQLite itself interrupt any statement that runs past `timeout_s` from now."""
+    deadline = time.monotonic() + timeout_s
+    conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+
+
+@dataclass
+class Execution:
+    rows: list[tuple[Any, ...]]
+    error: str | None = None
+    timed_out: bool = False
+
+
+def execute(conn: sqlite3.Connection, sql: str, timeout_s: float, max_rows: int) -> Execution:
+    """Run one statement under a deadline; errors come back as text, never raised."""
+    set_deadline(conn, timeout_s)
+    try:
+        cur = conn.execute(sql)
+        rows = cur.fetchmany(max_rows) if cur.description else []
+        return Execution([tuple(r) for r in rows])
+    except sqlite3.OperationalError as exc:
+        if str(exc) == "interrupted":
+            return Execution([], f"Query timed out after {timeout_s:g} seconds.", True)
+        return Execution([], str(exc))
+    except (sqlite3.Error, ValueError, OverflowError) as exc:
+        return Execution([], str(exc) or type(exc).__name__)
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
+def copy_database(src_path: Path, dst_path: Path) -> None:
+    """A consistent copy of a SQLite file through the backup API (the source is read-only)."""
+    src = sqlite3.connect(Path(src_path).resolve().as_uri() + "?mode=ro", uri=True)
+    dst = sqlite3.connect(dst_path)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+_HASH_CACHE: dict[tuple[str, int, int, str, str], str] = {}
+_HASH_LOCK = threading.Lock()
+
+
+def gold_table_hash(db_path: Path, gold_sql: str, table: str, timeout_s: float) -> str:
+    """Hash of `table` after the gold statement ran on an in-memory copy, once per file version."""
+
+    def compute() -> str:
+        src = sqlite3.connect(db_path.resolve().as_uri() + "?mode=ro", uri=True)
+        mem = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            src.backup(mem)
+            run = execute(mem, gold_sql, timeout_s, 1)
+            if run.error:
+                raise DataError(f"gold statement fails on {db_path.name}: {run.error}")
+            return table_hash(mem, table)
+        finally:
+            mem.close()
+            src.close()
+
+    st = db_path.stat()
+    key = (str(db_path.resolve()), st.st_mtime_ns, st.st_size, gold_sql, table)
+    with _HASH_LOCK:
+        hit = _HASH_CACHE.get(key)
+    if hit is None:
+        hit = compute()
+        with _HASH_LOCK:
+            _HASH_CACHE[key] = hit
+    return hit
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def load_instruction(path: str | None) -> str:
+    """The instruction text: the user's template file, else the built-in wording."""
+    if path:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(
+                f"envs.dbbench.instruction_file {str(p)!r} does not exist; point it at a text file"
+            )
+        text = p.read_text(encoding="utf-8").strip()
+        if not text:
+            raise ConfigError(f"envs.dbbench.instruction_file {str(p)!r} is empty")
+        return text
+    return (
+        resources.files("agentpref").joinpath("templates", DEFAULT_INSTRUCTION).read_text("utf-8")
+    ).strip()
+
+
+def normalise_sql(sql: str) -> str:
+    return " ".join(sql.rstrip().rstrip(";").split()).lower()
+
+
+class DBBenchEnv:
+    """One DB Bench-style episode on a private copy of the task's database."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options: DBBenchOptions = validate_options(
+            DBBenchOptions, dict(options), "envs.dbbench"
+        )
+        self.reward_options: DBBenchRewardOptions = validate_options(
+            DBBenchRewardOptions, self.options.reward, "envs.dbbench.reward"
+        )
+        self.instruction = load_instruction(self.options.instruction_file)
+        self._tmpdir: Path | None = None
+        self._conn: sqlite3.Connection | None = None
+        self.task: Task | None = None
+
+    # -- episode set-up
+
+    def reset(self, task: Task) -> list[Message]:
+        self.close()
+        spec = task.spec
+        for key in ("db_path", "question"):
+            if not spec.get(key):
+                raise DataError(f"task {task.id}: spec has no {key!r}; the dbbench env needs it")
+        src = Path(spec["db_path"])
+        if not src.is_file():
+            raise DataError(f"task {task.id}: database {str(src)!r} does not exist")
+        self.task = task
+        self.kind = str(spec.get("kind") or "query").lower()
+        if self.kind not in ("query", *MODIFICATION_KINDS):
+            raise DataError(f"task {task.id}: spec kind {self.kind!r} is not query/insert/...")
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="agentpref-dbbench-"))
+        copy = self._tmpdir / src.name
+        copy_database(src, copy)
+        # Autocommit: every statement the policy runs is applied at once, as on the benchmark.
+        self._conn = sqlite3.connect(copy, isolation_level=None, check_same_thread=False)
+        tables = list_tables(self._conn)
+        self.table: str | None = spec.get("table")
+        if self.kind in MODIFICATION_KINDS:
+            if not self.table or self.table not in {t for t, _ in tables}:
+                raise DataError(f"task {task.id}: spec table {self.table!r} is not in the database")
+            if not spec.get("gold_sql"):
+                raise DataError(f"task {task.id}: modification task without gold_sql")
+        elif not spec.get("gold_sql") and spec.get("answer") is None:
+            raise DataError(f"task {task.id}: query task without gold_sql or answer")
+
+        self.operations = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.wasted = 0
+        self.writes = 0
+        self._seen: set[str] = set()
+        self._changes = self._conn.total_changes
+        return messages(
+            ("user", self.instruction),
+            ("assistant", self.options.acknowledgement),
+            ("user", self.question_text(spec, tables)),
+        )
+
+    @staticmethod
+    def question_text(spec: dict[str, Any], tables: list[tuple[str, list[str]]]) -> str:
+        """The question, earlier turns and evidence if any, then one line per table."""
+        parts: list[str] = []
+        history = spec.get("history") or []
+        if history:
+            earlier = " ".join(str(h.get("question", "")).strip() for h in history)
+            parts.append(f"Earlier questions in this conversation: {earlier}")
+        parts.append(str(spec["question"]).strip())
+        if spec.get("evidence"):
+            parts.append(f"Hint: {str(spec['evidence']).strip()}")
+        if spec.get("add_description"):
+            parts.append(str(spec["add_description"]).strip())
+        else:
+            parts.extend(table_line(name, cols) for name, cols in tables)
+        return "\n".join(parts)
+
+    # -- stepping
+
+    def step(self, reply: str) -> StepResult:
+        if self._conn is None or self.task is None:
+            raise RuntimeError("step() before reset()")
+        parsed = parse_reply(reply)
+        if parsed.action == "invalid":
+            return self._finish(answer=None, format_ok=False, outcome="failed_format",
+                                problem=parsed.problem)
+        if parsed.action == "answer":
+            return self._finish(answer=parsed.answer, format_ok=True, outcome="done")
+        if self.operations >= self.options.max_operations:
+            return self._finish(answer=None, format_ok=True, outcome="max_turns")
+        return StepResult(observation=self._operate(parsed.sql), done=False)
+
+    def _operate(self, sql: str) -> str:
+        assert self._conn is not None
+        self.operations += 1
+        key = normalise_sql(sql)
+        if key in self._seen:
+            self.wasted += 1
+        self._seen.add(key)
+        run = execute(self._conn, sql, self.options.timeout_s, self.options.max_rows)
+        if self._conn.in_transaction:  # an explicit BEGIN stays open; keep writes applied
+            try:
+                self._conn.commit()
+            except sqlite3.Error:
+                pass
+        if self._conn.total_changes != self._changes:
+            self._changes = self._conn.total_changes
+            self.writes += 1
+            self._seen.clear()  # after a write, the same read may return something new
+        if run.error is not None:
+            self.errors += 1
+            self.timeouts += int(run.timed_out)
+            return truncate(run.error, self.options.observation_chars)
+        return render_rows(run.rows, self.options.observation_chars)
+
+    def _finish(
+        self, answer: str | None, format_ok: bool, outcome: str, problem: str = ""
+    ) -> StepResult:
+        assert self.task is not None and self._conn is not None
+        spec = self.task.spec
+        overlap = 0.0
+        info: dict[str, Any] = {}
+        if self.kind in MODIFICATION_KINDS:
+            # As on the benchmark, the table is judged whatever the last reply was.
+            assert self.table is not None
+            expected = gold_table_hash(
+                Path(spec["db_path"]), spec["gold_sql"], self.table, GOLD_TIMEOUT_S
+            )
+            success = table_hash(self._conn, self.table) == expected
+        else:
+            success = False
+            if answer is not None:
+                gold = self.gold()
+                values = parse_dbbench_answer(answer)
+                success = dbbench_answer_match(values, gold)
+                overlap = answer_overlap(values, gold)
+        stats = EpisodeStats(
+            kind=self.kind,
+            success=success,
+            answered=answer is not None,
+            format_ok=format_ok,
+            outcome=outcome,
+            operations=self.operations,
+            errors=self.errors,
+            timeouts=self.timeouts,
+            wasted=self.wasted,
+            writes=self.writes,
+            overlap=overlap,
+        )
+        reward = episode_reward(stats, self.reward_options)
+        if problem:
+            info["format_problem"] = problem
+        self.close()
+        return StepResult(observation=None, done=True, reward=reward, outcome=outcome, info=info)
+
+    def gold(self) -> list[str]:
+        """The gold answer list: the task's own, else the gold query's result."""
+        assert self.task is not None
+        spec = self.task.spec
+        if spec.get("answer") is not None:
+            return [str(v) for v in spec["answer"]]
+        from agentpref.envs.sql.sandbox import default_verifier
+
+        run = default_verifier(self.options.timeout_s).gold(
+            str(Path(spec["db_path"])), spec["gold_sql"], max_rows=GOLD_MAX_ROWS
+        )
+        return gold_answer(list(run.rows))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
