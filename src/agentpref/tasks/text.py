@@ -20,19 +20,25 @@ def tokens(text: str) -> list[str]:
 
 
 def question_text(task: Task) -> str:
-    """The text that identifies the task's question (history included, so turns differ)."""
+    """The text that identifies the task's question: SQL tasks' question after their earlier
+    turns; env tasks' goal, else the last user message of the prompt (instructions shared by
+    every task of a family would otherwise make all of them look alike)."""
     spec = task.spec
     parts: list[str] = []
     for turn in spec.get("history") or []:
         if isinstance(turn, dict):
             parts.append(str(turn.get("question", "")))
-    for key in ("question", "goal", "description", "instruction"):
-        value = spec.get(key)
-        if isinstance(value, str) and value:
-            parts.append(value)
-            break
-    if not parts or (len(parts) == len(spec.get("history") or [])):
-        parts.extend(m.content for m in task.prompt if m.role in ("user", "system"))
+    own = next(
+        (
+            spec[k]
+            for k in ("question", "goal", "description", "instruction")
+            if isinstance(spec.get(k), str) and spec[k]
+        ),
+        None,
+    )
+    if own is None:
+        own = next((m.content for m in reversed(task.prompt) if m.role == "user"), "")
+    parts.append(own)
     return "\n".join(p for p in parts if p)
 
 

@@ -111,6 +111,32 @@ def read_records(path: Path, source: str) -> list[Any]:
     return data
 
 
+def warn_missing_databases(source: str, db_root: Path) -> None:
+    """Log once that a database folder is absent (every record will be skipped, counted)."""
+    if not db_root.is_dir():
+        log.warning(
+            "source %s: database folder %s does not exist; every record is skipped as "
+            "missing_database (set options.database_dir to the folder of <db_id>/<db_id>.sqlite)",
+            source,
+            db_root,
+        )
+
+
+def hub_records(repo_id: str, split: str, source: str, name: str | None = None) -> list[Any]:
+    """Records of a hub dataset through `datasets` (used when a source has no local path)."""
+    from agentpref.errors import require
+
+    datasets = require("datasets", "export")
+    try:
+        ds = datasets.load_dataset(repo_id, name, split=split)
+    except Exception as exc:  # network, auth, unknown split: all the user's to fix
+        raise DataError(
+            f"source {source!r}: could not load {repo_id} ({split}) from the hub "
+            f"({type(exc).__name__}: {str(exc)[:120]}); download it and set the source's path"
+        ) from None
+    return [dict(r) for r in ds]
+
+
 def text_field(record: Any, *keys: str) -> str | None:
     """The first non-empty string among record[keys], else None."""
     if not isinstance(record, dict):

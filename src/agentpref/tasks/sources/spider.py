@@ -22,6 +22,7 @@ from agentpref.tasks.sources.base import (
     require_path,
     sql_task,
     text_field,
+    warn_missing_databases,
 )
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class SpiderOptions(BaseModel):
 
 def database_dir(root: Path, split: str, override: str | None) -> Path:
     if override:
-        return root / override
+        return (root / Path(override).expanduser()).resolve()
     if split == "test" and (root / "test_database").is_dir():
         return root / "test_database"
     return root / "database"
@@ -68,11 +69,7 @@ def load_spider(cfg: SourceConfig) -> SourceResult:
             )
         files = [root / n for n in names]
     db_root = database_dir(root, cfg.split, opts.database_dir)
-    if not db_root.is_dir():
-        raise DataError(
-            f"source {cfg.name!r}: database folder {str(db_root)!r} does not exist; "
-            "it must hold <db_id>/<db_id>.sqlite"
-        )
+    warn_missing_databases(cfg.name, db_root)
     result = SourceResult()
     source = "spider"
     n = 0
