@@ -1,0 +1,284 @@
+"""Local models through transformers: batched sampling with n replies per prompt.
+
+Every row (one prompt, one of its n replies) of a call is sampled in as few `generate`
+calls as the memory budget allows: prompts are rendered with the model's chat template,
+sorted by length to cut padding, padded on the left, and cut into chunks whose rows times
+(prompt + new tokens) stay within `token_budget`. Generation stops when every row of a chunk
+has hit an end-of-turn token.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from agentpref.errors import ConfigError, MissingDependencyError
+from agentpref.policies.models import DEFAULT_NAME, resolve_model
+from agentpref.records import Completion, Message, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingDependencyError("torch", "hf") from exc
+    return torch
+
+
+class TransformersPolicy:
+    """A local causal LM (folder, hub id, GGUF file or "default"), optionally with a LoRA adapter.
+
+    Options:
+        device: "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:1", ...
+        dtype: "auto" (bfloat16 on cuda, float32 on cpu), "float32", "bfloat16", "float16".
+        batch_size: most rows (prompt x reply) in one `generate` call.
+        token_budget: most rows x (longest prompt + max_new_tokens) tokens in one call; bounds
+            the KV cache. Default: 32768 on cpu, 1048576 on cuda.
+        merge_adapter: fold the LoRA weights into the base model (faster sampling).
+        chat_template: a Jinja chat template (text or file) for models that ship none.
+        top_k, repetition_penalty: extra sampling controls (off by default, so sampling is
+            exactly temperature and top_p whatever the model's generation_config says).
+        trust_remote_code, attn_implementation: passed to `from_pretrained`.
+    """
+
+    def __init__(
+        self,
+        model: str = "default",
+        adapter: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 64,
+        token_budget: int | None = None,
+        merge_adapter: bool = True,
+        chat_template: str | None = None,
+        top_k: int = 0,
+        repetition_penalty: float = 1.0,
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+        **options: Any,
+    ) -> None:
+        if options:
+            known = "device, dtype, batch_size, token_budget, merge_adapter, chat_template, "
+            known += "top_k, repetition_penalty, trust_remote_code, attn_implementation"
+            raise ConfigError(
+                f"unknown transformers policy option(s) {', '.join(sorted(options))}; "
+                f"known: {known}"
+            )
+        if dtype not in _DTYPES:
+            raise ConfigError(f"dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        torch = _torch()
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise MissingDependencyError("transformers", "hf") from exc
+
+        self.model_id = model
+        self.adapter = adapter
+        self.model_path = resolve_model(model)
+        base_name = DEFAULT_NAME if model == "default" else model
+        self.name = base_name if adapter is None else f"{base_name}+{adapter}"
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.type == "cuda" else "float32"
+        self.dtype = getattr(torch, dtype)
+        self.batch_size = batch_size
+        self.token_budget = token_budget or (1 << 20 if self.device.type == "cuda" else 1 << 15)
+        self.top_k = top_k
+        self.repetition_penalty = repetition_penalty
+
+        load_kwargs: dict[str, Any] = {"dtype": self.dtype, "trust_remote_code": trust_remote_code}
+        if attn_implementation:
+            load_kwargs["attn_implementation"] = attn_implementation
+        where = str(self.model_path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                where, trust_remote_code=trust_remote_code
+            )
+            self.model: Any = AutoModelForCausalLM.from_pretrained(where, **load_kwargs)
+        except OSError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"cannot load model {model!r}: {first}; give an existing folder, a .gguf file, "
+                "'default', or a hub id reachable from this machine"
+            ) from None
+
+        if chat_template:
+            template_path = Path(chat_template).expanduser()
+            is_file = len(chat_template) < 4096 and "{" not in chat_template
+            if is_file and not template_path.is_file():
+                raise ConfigError(f"chat_template file {chat_template!r} does not exist")
+            self.tokenizer.chat_template = (
+                template_path.read_text() if is_file else chat_template
+            )
+        if not self.tokenizer.chat_template:
+            raise ConfigError(
+                f"model {model!r} has no chat template; use an instruct model or set "
+                "policy.options.chat_template to a Jinja template (text or file)"
+            )
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+        if adapter is not None:
+            self._load_adapter(adapter, merge_adapter)
+        self.model.to(self.device)
+        self.model.eval()
+        self.eos_ids = self._eos_ids()
+        logger.info(
+            "loaded %s on %s (%s), batch_size=%d, token_budget=%d",
+            self.name, self.device, dtype, self.batch_size, self.token_budget,
+        )
+
+    def _load_adapter(self, adapter: str, merge: bool) -> None:
+        path = Path(adapter).expanduser()
+        if not (path / "adapter_config.json").is_file():
+            what = "does not exist" if not path.exists() else "has no adapter_config.json"
+            raise ConfigError(
+                f"LoRA adapter {adapter!r} {what}; give a folder saved by peft (save_pretrained)"
+            )
+        try:
+            from peft import PeftModel
+        except ImportError as exc:
+            raise MissingDependencyError("peft", "train") from exc
+        peft_model = PeftModel.from_pretrained(self.model, str(path))
+        self.model = peft_model.merge_and_unload() if merge else peft_model
+
+    def _eos_ids(self) -> list[int]:
+        ids: list[int] = []
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        for value in configured if isinstance(configured, list) else [configured]:
+            if value is not None:
+                ids.append(int(value))
+        if self.tokenizer.eos_token_id is not None:
+            ids.append(int(self.tokenizer.eos_token_id))
+        return sorted(set(ids))
+
+    def render(self, conversation: list[Message]) -> str:
+        """The prompt text the model sees for a conversation (chat template, generation cue)."""
+        rendered = self.tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in conversation],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        return str(rendered)
+
+    def generate(
+        self, conversations: list[list[Message]], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        """`sampling.n` replies for each conversation; seeded by `sampling.seed` per call."""
+        if not conversations:
+            return []
+        torch = _torch()
+        greedy = sampling.temperature == 0.0
+        per_prompt = 1 if greedy else sampling.n  # greedy replies are all the same
+        prompts = [
+            self.tokenizer(self.render(c), add_special_tokens=False)["input_ids"]
+            for c in conversations
+        ]
+        rows = [(i, j) for i in range(len(prompts)) for j in range(per_prompt)]
+        rows.sort(key=lambda r: (len(prompts[r[0]]), r[0], r[1]))
+        results: dict[tuple[int, int], Completion] = {}
+        torch.manual_seed(sampling.seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed_all(sampling.seed)
+        for chunk in self._chunks(rows, prompts, sampling.max_new_tokens):
+            texts = self._generate_chunk([prompts[i] for i, _ in chunk], sampling, greedy)
+            results.update(zip(chunk, texts, strict=True))
+        return [
+            [results[(i, 0 if greedy else j)] for j in range(sampling.n)]
+            for i in range(len(conversations))
+        ]
+
+    def _chunks(
+        self, rows: list[tuple[int, int]], prompts: list[list[int]], max_new: int
+    ) -> list[list[tuple[int, int]]]:
+        """Cut length-sorted rows into chunks within batch_size and token_budget."""
+        chunks: list[list[tuple[int, int]]] = []
+        current: list[tuple[int, int]] = []
+        for row in rows:
+            width = len(prompts[row[0]]) + max_new  # rows are sorted: this one is the longest
+            if current and (
+                len(current) >= self.batch_size or (len(current) + 1) * width > self.token_budget
+            ):
+                chunks.append(current)
+                current = []
+            current.append(row)
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _generate_chunk(
+        self, ids: list[list[int]], sampling: SamplingParams, greedy: bool
+    ) -> list[Completion]:
+        torch = _torch()
+        pad = int(self.tokenizer.pad_token_id)
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(ids), width), dtype=torch.long)
+        for r, row in enumerate(ids):
+            input_ids[r, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            attention[r, width - len(row) :] = 1
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "pad_token_id": pad,
+            "eos_token_id": self.eos_ids,
+            "use_cache": True,
+            "repetition_penalty": self.repetition_penalty,
+        }
+        if greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(
+                do_sample=True,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=self.top_k,
+            )
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention.to(self.device),
+                **kwargs,
+            )
+        new = out[:, width:].tolist()
+        completions = []
+        eos = set(self.eos_ids)
+        for row in new:
+            stop = next((k for k, tok in enumerate(row) if tok in eos), None)
+            kept = row if stop is None else row[:stop]
+            text = str(self.tokenizer.decode(kept, skip_special_tokens=True))
+            completions.append(
+                Completion(
+                    text=text,
+                    tokens=len(row) if stop is None else stop + 1,
+                    finish_reason="stop" if stop is not None else "length",
+                )
+            )
+        return completions
+
+    def template_hash(self) -> str:
+        """First 16 hex digits of the sha256 of the chat template."""
+        template = self.tokenizer.chat_template or ""
+        if isinstance(template, dict):  # several named templates
+            template = "\n".join(f"{k}\n{v}" for k, v in sorted(template.items()))
+        return hashlib.sha256(str(template).encode()).hexdigest()[:16]
+
+    def close(self) -> None:
+        """Free the model's memory."""
+        torch = _torch()
+        self.model = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
