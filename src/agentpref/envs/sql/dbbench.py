@@ -44,6 +44,7 @@ MODIFICATION_KINDS = ("insert", "update", "delete")
 TRUNCATED = "[TRUNCATED]"
 GOLD_TIMEOUT_S = 30.0
 GOLD_MAX_ROWS = 100_000
+MAX_VALUE_BYTES = 10_000_000
 DEFAULT_INSTRUCTION = "dbbench_instruction.txt"
 
 _ACTION_RE = re.compile(r"Action: (.*?)\n")
@@ -308,6 +309,10 @@ class DBBenchEnv:
         copy_database(src, copy)
         # Autocommit: every statement the policy runs is applied at once, as on the benchmark.
         self._conn = sqlite3.connect(copy, isolation_level=None, check_same_thread=False)
+        # The copy is the only file the policy may touch: no ATTACH (nor VACUUM INTO, which
+        # attaches), and no giant values.
+        self._conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         tables = list_tables(self._conn)
         self.table: str | None = spec.get("table")
         if self.kind in MODIFICATION_KINDS:
@@ -324,7 +329,7 @@ class DBBenchEnv:
         self.wasted = 0
         self.writes = 0
         self._seen: set[str] = set()
-        self._changes = self._conn.total_changes
+        self._last_state = self._state()
         return messages(
             ("user", self.instruction),
             ("assistant", self.options.acknowledgement),
@@ -363,6 +368,12 @@ class DBBenchEnv:
             return self._finish(answer=None, format_ok=True, outcome="max_turns")
         return StepResult(observation=self._operate(parsed.sql), done=False)
 
+    def _state(self) -> tuple[int, int]:
+        """(rows changed so far, schema version): moves on every data or schema write."""
+        assert self._conn is not None
+        version = self._conn.execute("PRAGMA schema_version").fetchone()[0]
+        return self._conn.total_changes, int(version)
+
     def _operate(self, sql: str) -> str:
         assert self._conn is not None
         self.operations += 1
@@ -376,8 +387,9 @@ class DBBenchEnv:
                 self._conn.commit()
             except sqlite3.Error:
                 pass
-        if self._conn.total_changes != self._changes:
-            self._changes = self._conn.total_changes
+        state = self._state()
+        if state != self._last_state:
+            self._last_state = state
             self.writes += 1
             self._seen.clear()  # after a write, the same read may return something new
         if run.error is not None:
@@ -399,7 +411,10 @@ class DBBenchEnv:
             expected = gold_table_hash(
                 Path(spec["db_path"]), spec["gold_sql"], self.table, GOLD_TIMEOUT_S
             )
-            success = table_hash(self._conn, self.table) == expected
+            try:
+                success = table_hash(self._conn, self.table) == expected
+            except sqlite3.Error:  # the policy dropped or broke the table
+                success = False
         else:
             success = False
             if answer is not None:
