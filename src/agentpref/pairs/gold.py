@@ -100,10 +100,17 @@ def _full_gold_answer(task: Task, gold_sql: str) -> list[str]:
 
 
 def expert_replies(task: Task) -> list[str] | None:
-    """The replies of `meta["expert"]`: strings, or messages/dicts with content or action."""
+    """The replies of `meta["expert"]`: strings, or messages/dicts with content or action.
+
+    A whole conversation (ShareGPT-style, prompt included) skips its first
+    `meta["prompt_len"]` messages, which are the task's prompt.
+    """
     expert = task.meta.get("expert")
     if not isinstance(expert, list) or not expert:
         return None
+    skip = task.meta.get("prompt_len")
+    if isinstance(skip, int) and 0 < skip < len(expert) and isinstance(expert[0], dict):
+        expert = expert[skip:]
     out: list[str] = []
     for item in expert:
         if isinstance(item, str):
@@ -120,11 +127,13 @@ def expert_replies(task: Task) -> list[str] | None:
     return out or None
 
 
-def gold_script(task: Task) -> TurnScript | None:
+def gold_script(task: Task, env_options: dict[str, Any] | None = None) -> TurnScript | None:
     """How the gold side of a task is played, or None when the task has no gold."""
     expert = expert_replies(task)
     if expert is not None:
         return TurnScript(expert)
+    if task.env == "scienceworld":
+        return _science_script(task, env_options)
     gold_sql = task.spec.get("gold_sql")
     if task.env == "sql" and gold_sql:
         return TurnScript([sql_reply(str(gold_sql))])
@@ -133,10 +142,42 @@ def gold_script(task: Task) -> TurnScript | None:
     return None
 
 
+def _science_script(task: Task, env_options: dict[str, Any] | None) -> TurnScript | None:
+    """The simulator's gold path as ETO-style replies (a thought before each action)."""
+    from agentpref.envs.science import expert_replies as science_replies
+    from agentpref.envs.science import gold_actions
+
+    try:
+        actions = gold_actions(task, (env_options or {}).get("scienceworld"))
+    except Exception as exc:  # no gold path for this variation: no gold pair, not a crash
+        log.warning("gold: %s has no gold path: %s", task.id, exc)
+        return None
+    return TurnScript(science_replies(actions))
+
+
 def play_gold(ctx: PairContext, tasks: Sequence[Task]) -> dict[str, Trajectory]:
     """Gold episodes (round's tag 'g', kind 'expert') for the tasks that have a gold answer."""
-    scripts = [(t, 0, s) for t in tasks if (s := gold_script(t)) is not None]
+    have = {e.task_id for e in _stored_gold(ctx, tasks)}
+    scripts = []
+    for t in tasks:
+        # A stored gold episode is reused by id; skip working out its script (a JVM start).
+        script = TurnScript([]) if t.id in have else gold_script(t, ctx.env_options)
+        if script is not None:
+            scripts.append((t, 0, script))
     return {e.task_id: e for e in replay(ctx, scripts, GOLD_MODEL, tag="g", kind="expert")}
+
+
+def _stored_gold(ctx: PairContext, tasks: Sequence[Task]) -> list[Trajectory]:
+    if ctx.store is None:
+        return []
+    ids = {f"{t.id}#r{ctx.round}#g0" for t in tasks}
+    out = []
+    for t in tasks:
+        out += [
+            e for e in ctx.store.episodes(task_id=t.id, round=ctx.round, kind="expert")
+            if e.id in ids
+        ]
+    return out
 
 
 class GoldChosen:

@@ -84,3 +84,17 @@ def test_dbbench_gold_path(tmp_path):
 def test_rows_to_answer():
     assert rows_to_answer("[('Lima', 3), ('Oslo', None)]") == ["Lima", "3", "Oslo", "None"]
     assert rows_to_answer("no such table: x") == []
+
+
+def test_expert_conversation_skips_its_prompt():
+    conv = [
+        {"role": "user", "content": "instructions"},
+        {"role": "assistant", "content": "OK."},
+        {"role": "user", "content": "task"},
+        {"role": "assistant", "content": "Thought: go.\nAction: look"},
+        {"role": "user", "content": "a room"},
+        {"role": "assistant", "content": "Thought: done.\nAction: finish"},
+    ]
+    t = tasks()[0].model_copy(update={"meta": {"expert": conv, "prompt_len": 3}})
+    assert expert_replies(t) == ["Thought: go.\nAction: look", "Thought: done.\nAction: finish"]
+    assert expert_replies(t.model_copy(update={"meta": {"expert": "nope"}})) is None
