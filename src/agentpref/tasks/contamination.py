@@ -134,15 +134,16 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ),
     (
         "alfworld_goal",
+        # ALFWorld goals name the receptacle bare ("in coffeemachine"), unlike English prose.
         re.compile(
-            rf"\b(?:put|place)\s+(?:a|an|some|two|the)\s+(?:{_ADJ})?(?:{_OBJ})\s+"
-            rf"(?:in|on|in/on|into|onto)\s+(?:a\s+|an\s+|the\s+)?(?:{_REC})\b"
+            rf"\b(?:put|place)\s+(?:a|an|some|two)\s+(?:{_ADJ})?(?:{_OBJ})\s+"
+            rf"(?:in|on|in/on)\s+(?:{_REC})\b"
             rf"|\b(?:clean|heat|cool)\s+(?:a|an|some|the)\s+(?:{_OBJ})\s+and\s+put\s+it\s+"
-            rf"(?:in|on|in/on)\s+(?:a\s+|the\s+)?(?:{_REC})\b"
-            rf"|\b(?:examine|look\s+at)\s+(?:a|an|some|the)\s+(?:{_OBJ})\s+"
+            rf"(?:in|on|in/on)\s+(?:{_REC})\b"
+            rf"|\b(?:examine|look\s+at)\s+(?:(?:a|an|some|the)\s+)?(?:{_OBJ})\s+"
             rf"(?:with|under)\s+(?:a|the)\s+(?:desklamp|floorlamp)\b"
             rf"|\bfind\s+two\s+(?:{_OBJ})\s+and\s+put\s+them\s+(?:in|on|in/on)\s+"
-            rf"(?:a\s+|the\s+)?(?:{_REC})\b",
+            rf"(?:{_REC})\b",
             re.I,
         ),
     ),
