@@ -43,6 +43,7 @@ _KINDS: dict[str, dict[str, Any]] = {
         "correction": "agentpref.pairs.correction:SelfCorrection",
         "turns": "agentpref.pairs.turns:DivergentTurns",
         "steps": "agentpref.pairs.steps:StepBranching",
+        "expert": "agentpref.pairs.expert:ExpertChosen",
     },
     "filter": {
         "margin": "agentpref.filters.margin:MarginFilter",

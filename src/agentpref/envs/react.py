@@ -67,18 +67,32 @@ def parse_reply(text: str) -> ParsedReply:
 
 def clean_action(text: str) -> str:
     """Lowercase, strip quotes, backticks, brackets and a trailing full stop; squeeze spaces."""
-    action = text.strip().strip("`'\"<>[]").strip()
-    action = action.rstrip(".").strip()
+    action = text.strip()
+    while True:
+        trimmed = action.strip("`'\"<>[] ").rstrip(".").strip()
+        if trimmed == action:
+            break
+        action = trimmed
     return " ".join(action.lower().split())
+
+
+_ARTICLES = frozenset({"the", "a", "an"})
 
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def _content_words(text: str) -> list[str]:
+    return [w for w in words(text) if w not in _ARTICLES]
+
+
 def similarity(candidate: str, reference: str) -> float:
-    """Smoothed sentence BLEU (1-4 grams, add-one smoothing) of candidate against reference."""
-    cand, ref = words(candidate), words(reference)
+    """Smoothed sentence BLEU (1-4 grams, add-one smoothing) of candidate against reference.
+
+    Articles are ignored, so "go to the kitchen" matches "go to kitchen" exactly.
+    """
+    cand, ref = _content_words(candidate), _content_words(reference)
     if not cand or not ref:
         return 0.0
     order = min(4, len(cand), len(ref))
@@ -97,7 +111,7 @@ def similarity(candidate: str, reference: str) -> float:
 
 
 def snap_action(
-    action: str, candidates: Sequence[str], threshold: float = 0.5
+    action: str, candidates: Sequence[str], threshold: float = 0.4
 ) -> tuple[str | None, float]:
     """The valid command most similar to `action`, or None when none reaches `threshold`.
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,7 +97,7 @@ class ScienceWorldOptions(BaseModel):
         default=0.1, ge=0.0, description="Weight of the ReAct heuristic (format, validity, ...)."
     )
     snap_threshold: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="Least similarity to snap a near-miss action."
+        default=0.4, ge=0.0, le=1.0, description="Least similarity to snap a near-miss action."
     )
     list_actions: Literal["every", "changed", "opening"] = Field(
         default="changed", description="When observations repeat the AVAILABLE ACTIONS block."
@@ -162,6 +163,7 @@ class ScienceWorldEnv:
         self.spec: dict[str, Any] = {}
         self.counts = {"snapped": 0, "invalid": 0}
         self._repeats = RepeatTracker(self.options.repeat_limit)
+        self._extra_info: dict[str, Any] = {}
 
     # -- pool plumbing -------------------------------------------------------------------
 
@@ -228,6 +230,10 @@ class ScienceWorldEnv:
                 break
             if result.observation is not None:
                 opening.append(Message(role="user", content=result.observation))
+        if spec.get("prefix") and self._turn_rewards:
+            # The last replayed reply is the branched turn; its heuristic reaches the
+            # trajectory's meta through every later StepResult.info.
+            self._extra_info["branch_turn"] = self._turn_rewards[-1].breakdown
         return opening
 
     def _instruction(self) -> str:
@@ -270,7 +276,7 @@ class ScienceWorldEnv:
 
     def step(self, reply: str) -> StepResult:
         if self._final is not None:
-            return self._final
+            return replace(self._final, info={**self._final.info, **self._extra_info})
         self.turns += 1
         parsed = parse_reply(reply)
         if parsed.action is None:
@@ -300,7 +306,7 @@ class ScienceWorldEnv:
         text = obs.strip() + (f"\n\n{block}" if block else "")
         return StepResult(
             observation=text, done=False, reward=reward,
-            info={"score": score, "turns": self.turns},
+            info={"score": score, "turns": self.turns, **self._extra_info},
         )
 
     def _turn(self, parsed: ParsedReply, status: str) -> Reward:
@@ -325,7 +331,7 @@ class ScienceWorldEnv:
         )
         self._final = StepResult(
             observation=None, done=True, reward=reward, outcome=outcome,
-            info={"score": self.score, "turns": self.turns},
+            info={"score": self.score, "turns": self.turns, **self._extra_info},
         )
         self.close()
         return self._final
