@@ -40,9 +40,9 @@ def extract_sql(text: str | None) -> str | None:
         sql = _bare_statement(text, match.start(1))
         if sql:
             return sql
-    match = _BARE_UPPER.search(text)
-    if match:
-        return _bare_statement(text, match.start(1))
+    upper = _BARE_UPPER.search(text)
+    if upper:
+        return _bare_statement(text, upper.start(1))
     return None
 
 
@@ -50,7 +50,7 @@ def _bare_statement(text: str, start: int) -> str | None:
     """From `start` up to the first top-level semicolon or blank line."""
     rest = text[start:]
     end = _statement_end(rest)
-    sql = rest[:end]
+    sql = rest[:end].split("```", 1)[0]
     blank = re.search(r"\n[ \t]*\n", sql)
     if blank:
         sql = sql[: blank.start()]

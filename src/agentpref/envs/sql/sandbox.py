@@ -171,6 +171,12 @@ class SQLiteSandbox:
         cursor = None
         try:
             cursor = self._conn.execute(sql)
+            if cursor.description is None:
+                # A statement with no result columns is not a query (a no-op REINDEX, ...).
+                return ExecResult(
+                    error="not a query: the sandbox runs read-only queries only",
+                    elapsed_s=time.monotonic() - start,
+                )
             rows = cursor.fetchmany(cap + 1)
         except sqlite3.OperationalError as exc:
             if self._fired:
@@ -527,10 +533,8 @@ def verify_many(
     chunks = _split_groups(indexed, n_workers * 4)
     import multiprocessing
 
-    try:
-        ctx = multiprocessing.get_context("fork")
-    except ValueError:  # pragma: no cover - platforms without fork
-        ctx = multiprocessing.get_context()
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    ctx = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
         for part in pool.map(_verify_chunk, chunks, [options] * len(chunks)):
             for index, verdict in part:
