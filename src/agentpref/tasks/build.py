@@ -4,7 +4,8 @@ Order: each source is loaded (records it cannot use are skipped and counted); ev
 screened by the contamination guard; identical and near-identical questions are removed
 within and across sources (the first source in the recipe keeps its copy); each source's
 `count` is sampled stratified by database under the seed; then whole databases are held out
-for evaluation. Eval-only tasks always land in `eval`.
+for evaluation. Eval-only tasks always land in `eval`. Returned tasks carry their role in
+`split` ("train" or "eval"); the dataset's split stays in the id and in meta["source_split"].
 """
 
 from __future__ import annotations
@@ -150,7 +151,10 @@ def build_tasks(cfg: TasksConfig, seed: int) -> TaskSet:
     eval_groups = {g for t in evals if (g := group_of(t))}
     if train_groups & eval_groups or any(t.eval_only for t in train):
         raise DataError("internal: the held-out split leaked a database into training")
-    evals = [t.model_copy(update={"meta": {**t.meta, "heldout": True}}) for t in evals]
+    # The role goes into `split` (what the run store selects on); the dataset's own split
+    # stays in the id and in meta["source_split"].
+    train = [_with_role(t, "train") for t in train]
+    evals = [_with_role(t, "eval") for t in evals]
 
     report = {
         "seed": seed,
@@ -183,6 +187,13 @@ def build_tasks(cfg: TasksConfig, seed: int) -> TaskSet:
         report["removed_by_reason"] or "none",
     )
     return TaskSet(train=train, eval=evals, report=report)
+
+
+def _with_role(task: Task, role: str) -> Task:
+    meta = {**task.meta, "source_split": task.meta.get("source_split", task.split)}
+    if role == "eval":
+        meta["heldout"] = True
+    return task.model_copy(update={"split": role, "meta": meta})
 
 
 def _guard_options(options: dict[str, Any]) -> GuardOptions:

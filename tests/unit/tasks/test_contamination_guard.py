@@ -33,8 +33,10 @@ PLANTED = {
     "json_2.1.1/train/pick_and_place_simple-Mug-None-CoffeeMachine-10/"
     "trial_T20190909_070318_417738/game.tw-pddl": "alfworld_path",
     "see trial_T20190907_212755_456877 for details": "alfworld_trial_id",
-    "Interact with a household to solve a task. Imagine you are an intelligent agent in a "
-    "household environment and your target is to perform actions to complete the task goal.": "agentbench_alfworld_instruction",
+    (
+        "Interact with a household to solve a task. Imagine you are an intelligent agent in a "
+        "household environment and your target is to perform actions to complete the task goal."
+    ): "agentbench_alfworld_instruction",
     "I will ask you a question, then you should help me operate a MySQL database with SQL "
     "to answer the question.": "agentbench_dbbench_instruction",
 }

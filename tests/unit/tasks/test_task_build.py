@@ -157,7 +157,9 @@ def test_build_mix_on_shared_data(shared_data: Path) -> None:
     eval_dbs = {t.meta["db_id"] for t in ts.eval}
     assert train_dbs and eval_dbs and not train_dbs & eval_dbs
     assert len(eval_dbs) == round(0.25 * 17)
-    assert all(t.meta.get("heldout") for t in ts.eval)
+    assert all(t.meta.get("heldout") and t.split == "eval" for t in ts.eval)
+    assert all(t.split == "train" and "heldout" not in t.meta for t in ts.train)
+    assert {t.meta["source_split"] for t in ts.train if t.source == "spider"} == {"dev"}
     assert sum(r["tasks"] for r in rep["counts"]) == 290
     json.dumps(rep)  # the report is plain JSON
 

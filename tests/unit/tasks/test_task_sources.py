@@ -191,29 +191,33 @@ GRETEL = [
         "sql_task_type": "data manipulation",
         "sql_complexity": "basic SQL",
         "sql_prompt": "Add a new product named Widget priced 9.99.",
-        "sql_context": "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50), "
-        "price DECIMAL(5,2)) ENGINE=InnoDB; INSERT INTO products (name, price) VALUES ('Gadget', 1);",
+        "sql_context": "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, "
+        "name VARCHAR(50), price DECIMAL(5,2)) ENGINE=InnoDB; "
+        "INSERT INTO products (name, price) VALUES ('Gadget', 1);",
         "sql": "INSERT INTO products (name, price) VALUES ('Widget', 9.99);",
     },
     {
         "id": 3,
         "sql_task_type": "data manipulation",
         "sql_prompt": "Delete patients older than 90.",
-        "sql_context": "CREATE TABLE patients (id INT, age INT); INSERT INTO patients VALUES (1, 95);",
+        "sql_context": "CREATE TABLE patients (id INT, age INT); "
+        "INSERT INTO patients VALUES (1, 95);",
         "sql": "DELETE FROM patients WHERE age > 90;",
     },
     {
         "id": 4,
         "sql_task_type": "analytics and reporting",
         "sql_prompt": "How many plants?",
-        "sql_context": "CREATE TABLE plants (id INT, name TEXT; INSERT INTO plants VALUES (1, 'a');",
+        "sql_context": "CREATE TABLE plants (id INT, name TEXT; "
+        "INSERT INTO plants VALUES (1, 'a');",
         "sql": "SELECT COUNT(*) FROM plants;",
     },
     {
         "id": 5,
         "sql_task_type": "analytics and reporting",
         "sql_prompt": "What is the average capacity?",
-        "sql_context": "CREATE TABLE farms (id INT, capacity FLOAT); INSERT INTO farms VALUES (1, 2);",
+        "sql_context": "CREATE TABLE farms (id INT, capacity FLOAT); "
+        "INSERT INTO farms VALUES (1, 2);",
         "sql": "SELECT AVG(capacity_mw) FROM farms;",
     },
     {"id": 6, "sql_context": "CREATE TABLE x (a INT);", "sql": "SELECT a FROM x;"},

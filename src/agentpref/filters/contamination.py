@@ -1,0 +1,46 @@
+"""Drop pairs whose text carries ALFWorld, TextWorld or AgentBench material (or blocklisted text).
+
+The same guard the task builder uses (agentpref.tasks.contamination), applied to the pair's
+prompt, chosen and rejected messages. Options: the guard's (blocklists, ngram, min_matches,
+...) plus `sides`, the parts of the pair to screen.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from agentpref.config import validate_options
+from agentpref.filters.base import FilterContext
+from agentpref.records import Pair
+from agentpref.tasks.contamination import ContaminationGuard, GuardOptions
+
+Side = Literal["prompt", "chosen", "rejected"]
+
+
+class ContaminationOptions(GuardOptions):
+    model_config = ConfigDict(extra="forbid")
+
+    sides: list[Side] = Field(
+        default_factory=lambda: ["prompt", "chosen", "rejected"],
+        description="Parts of the pair to screen.",
+    )
+
+
+class ContaminationFilter:
+    name = "contamination"
+
+    def __init__(self, **options: object) -> None:
+        self.options: ContaminationOptions = validate_options(
+            ContaminationOptions, dict(options), "filters.contamination.options"
+        )
+        guard_opts = GuardOptions.model_validate(self.options.model_dump(exclude={"sides"}))
+        self.guard = ContaminationGuard(guard_opts)
+
+    def check(self, pair: Pair, ctx: FilterContext) -> str | None:
+        parts = [m.content for side in self.options.sides for m in getattr(pair, side)]
+        verdict = self.guard.screen("\n".join(parts))
+        if verdict.clean:
+            return None
+        return "contaminated: " + ", ".join(verdict.reasons)
