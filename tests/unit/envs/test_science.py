@@ -1,0 +1,131 @@
+"""ScienceWorld through the ReAct protocol, on the real simulator (Java)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from agentpref.config import SourceConfig
+from agentpref.envs.pool import get_pool
+from agentpref.envs.science import ScienceWorldEnv, expert_replies, gold_actions
+from agentpref.errors import ConfigError
+from agentpref.pairs.common import TurnScript
+from agentpref.policies.scripted import ScriptedPolicy
+from agentpref.records import SamplingParams, Task
+from agentpref.rollout import play
+from agentpref.tasks.sources.scienceworld import load_scienceworld, variations
+
+pytestmark = pytest.mark.slow
+
+
+def sw_task(name: str, variation: int = 0, **spec: object) -> Task:
+    return Task(
+        id=f"scienceworld:train:{name}:{variation}",
+        source="scienceworld",
+        env="scienceworld",
+        spec={"task_name": name, "variation": variation, **spec},
+    )
+
+
+@pytest.mark.parametrize("name", ["find-non-living-thing", "lifespan-longest-lived"])
+def test_gold_episode_scores_100_through_the_protocol(name: str) -> None:
+    task = sw_task(name)
+    actions = gold_actions(task)
+    replies = expert_replies(actions)
+    assert all(r.startswith("THOUGHT: ") and "\nACTION: " in r for r in replies)
+    [ep] = play(ScriptedPolicy(model="expert", fn=TurnScript(replies)), [(task, 0)],
+                SamplingParams())
+    assert ep.outcome == "done"
+    b = ep.reward.breakdown
+    assert b["score"] == 100 and b["env_score"] == 1.0 and b["valid"] is True
+    # the goal may hold before the gold path's last (waiting) action
+    assert len(actions) - 1 <= b["turns"] <= len(actions)
+    assert b["validity"] == 1.0 and b["format"] == 1.0
+    assert ep.reward.total == pytest.approx(1.0 + 0.1 * b["heuristic"])
+    opening = ep.prompt
+    assert [m.role for m in opening] == ["user", "assistant", "user"]
+    assert opening[2].content.startswith("Here is your task. This room is called")
+    assert "Task Description:" in opening[2].content
+    assert "AVAILABLE ACTIONS" in opening[2].content and "\nOBJECTS: " in opening[2].content
+    assert "reset task" not in opening[2].content
+    assert len(ep.turn_rewards) == b["turns"] - 1  # the last turn's reward is the episode's
+
+
+def test_protocol_failures_and_snapping() -> None:
+    task = sw_task("lifespan-longest-lived", step_limit=3)
+    env = ScienceWorldEnv()
+    env.reset(task)
+    snapped = env.step("THOUGHT: The kitchen is through that door.\nACTION: open door kitchen")
+    assert not snapped.done and snapped.observation.startswith("The door is now open.")
+    assert snapped.reward is not None and snapped.reward.breakdown["action_status"] == "snapped"
+    bad = env.step("ACTION: fly to the moon")
+    assert bad.observation.startswith("No known action matches that input.")
+    assert bad.reward.breakdown["action_status"] == "invalid"
+    last = env.step("ACTION: go to kitchen")
+    assert last.done and last.outcome == "max_steps"
+    assert last.reward.breakdown["snapped"] == 1 and last.reward.breakdown["invalid"] == 1
+    assert env.worker_pid is None  # the simulator went back to the pool
+
+    env = ScienceWorldEnv()
+    env.reset(task)
+    no_action = env.step("THOUGHT: I wonder what to do.")
+    assert no_action.done and no_action.outcome == "failed_format"
+    assert no_action.reward.breakdown["valid"] is False
+
+    env = ScienceWorldEnv(step_limits={"lifespan-longest-lived": 10})
+    env.reset(sw_task("lifespan-longest-lived"))
+    outcomes = [env.step("ACTION: look around") for _ in range(3)]
+    assert [r.done for r in outcomes] == [False, False, True]
+    assert outcomes[-1].outcome == "repeated"
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'stepp_limit'"):
+        ScienceWorldEnv(stepp_limit=3)
+    env = ScienceWorldEnv()
+    with pytest.raises(ConfigError, match="did you mean 'boil'"):
+        env.reset(sw_task("boill"))
+
+
+def test_killed_worker_is_replaced_and_episode_fails() -> None:
+    pool = get_pool()
+    replaced = pool.stats().replaced
+    env = ScienceWorldEnv()
+    env.reset(sw_task("lifespan-longest-lived"))
+    pid = env.worker_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    result = env.step("ACTION: open door to kitchen")
+    assert result.done and result.outcome == "env_error"
+    assert "env_error" in result.reward.breakdown and result.reward.breakdown["valid"] is False
+    env2 = ScienceWorldEnv()
+    env2.reset(sw_task("lifespan-longest-lived"))
+    assert env2.worker_pid not in (None, pid)
+    ok = env2.step("ACTION: open door to kitchen")
+    assert not ok.done and ok.observation.startswith("The door is now open.")
+    env2.close()
+    assert pool.stats().replaced == replaced + 1
+
+
+def test_source_keeps_train_and_eval_variations_apart() -> None:
+    name = "lifespan-longest-lived"
+    train = load_scienceworld(SourceConfig(
+        name="scienceworld", options={"task_types": [name], "variations_per_type": 4}
+    ))
+    assert len(train.tasks) == 4
+    train_vars = set(variations(name, "train"))
+    dev_vars = set(variations(name, "dev")) | set(variations(name, "test"))
+    assert not train_vars & dev_vars
+    for t in train.tasks:
+        assert t.spec["variation"] in train_vars and not t.eval_only and t.split == "train"
+        assert t.env == "scienceworld" and t.spec["step_limit"] == 12
+        assert t.id == f"scienceworld:train:{name}:{t.spec['variation']}"
+    dev = load_scienceworld(SourceConfig(
+        name="scienceworld", split="dev", count=2, options={"task_types": [name]}
+    ))
+    assert len(dev.tasks) == 2
+    assert all(t.eval_only and t.spec["variation"] in dev_vars for t in dev.tasks)
+    with pytest.raises(ConfigError, match="unknown ScienceWorld task type"):
+        load_scienceworld(SourceConfig(name="scienceworld", options={"task_types": ["nope"]}))
