@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -226,12 +227,30 @@ _NORM_TOKEN = re.compile(
 )
 
 
+_QUOTED = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\])")
+_SPACE = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=16384)
 def normalise_sql(sql: str) -> str:
     """A cache key: whitespace collapsed, comments dropped, unquoted words lower-cased.
 
     SQLite keywords and identifiers are case-insensitive, so two texts with the same key give
     the same rows. One trailing semicolon is dropped.
     """
+    if "--" not in sql and "/*" not in sql:
+        parts = _QUOTED.split(sql)
+        if len(parts) % 2 == 1 and all(p[-1] == p[0] or p[0] == "[" for p in parts[1::2]):
+            for i in range(0, len(parts), 2):
+                parts[i] = _SPACE.sub(" ", parts[i].lower())
+            text = "".join(parts).strip()
+            if text.endswith(";"):
+                text = text[:-1].rstrip()
+            return text
+    return _normalise_slow(sql)
+
+
+def _normalise_slow(sql: str) -> str:
     out: list[str] = []
     for tok in _NORM_TOKEN.findall(sql):
         first = tok[0]
@@ -284,6 +303,11 @@ class Verdict:
 _CACHEABLE_ROWS = 2_000
 
 
+@lru_cache(maxsize=4096)
+def _abspath(path: str) -> str:
+    return os.path.abspath(path)
+
+
 class Verifier:
     """Verifies candidate SQL with cached gold results, deduplicated candidates and one
     reused sandbox per database. Not shared across processes (each worker builds its own)."""
@@ -311,7 +335,7 @@ class Verifier:
         if os.getpid() != self._pid:  # a forked child must not use the parent's connections
             self._sandboxes = OrderedDict()
             self._pid = os.getpid()
-        path = os.path.abspath(db_path)
+        path = _abspath(db_path)
         box = self._sandboxes.get(path)
         if box is not None and box.signature == file_signature(path):
             self._sandboxes.move_to_end(path)
@@ -331,7 +355,9 @@ class Verifier:
         """Execute a candidate once per normalised text (per database file version)."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
         cap = self.max_rows if max_rows is None else max_rows
-        box = self.sandbox(db_path)
+        return self._run_in(self.sandbox(db_path), sql, timeout, cap)
+
+    def _run_in(self, box: SQLiteSandbox, sql: str, timeout: float, cap: int) -> ExecResult:
         key = (box.db_path, box.signature, normalise_sql(sql), timeout, cap)
         hit = self._runs.get_item(key)
         if hit is not None:
@@ -345,7 +371,9 @@ class Verifier:
     def gold(self, db_path: str, gold_sql: str, max_rows: int | None = None) -> ExecResult:
         """The gold result, computed once; a failing gold query is a data error."""
         cap = self.max_rows if max_rows is None else max_rows
-        box = self.sandbox(db_path)
+        return self._gold_in(self.sandbox(db_path), gold_sql, cap)
+
+    def _gold_in(self, box: SQLiteSandbox, gold_sql: str, cap: int) -> ExecResult:
         key = (box.db_path, box.signature, gold_sql, cap)
         hit = self._gold.get_item(key)
         if hit is not None:
@@ -383,14 +411,17 @@ class Verifier:
             gold_exec = spider_postprocess(gold_sql, keep_distinct)
         else:
             gold_exec = gold_sql
-        gold = self.gold(db_path, gold_exec, max_rows)
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        cap = self.max_rows if max_rows is None else max_rows
+        box = self.sandbox(db_path)
+        gold = self._gold_in(box, gold_exec, cap)
         if pred_sql is None or not pred_sql.strip():
             result = ExecResult(error="no SQL found in the reply")
         else:
             pred_exec = (
                 spider_postprocess(pred_sql, keep_distinct) if mode == "spider" else pred_sql
             )
-            result = self.run(db_path, pred_exec, timeout_s, max_rows)
+            result = self._run_in(box, pred_exec, timeout, cap)
         executed = result.ok
         match = False
         jaccard: float | None = None
@@ -440,6 +471,13 @@ def default_verifier(
     if ver is None:
         ver = _VERIFIERS[key] = Verifier(timeout_s=timeout_s, max_rows=max_rows)
     return ver
+
+
+def clear_caches() -> None:
+    """Close and forget the process-wide verifiers (their connections and caches)."""
+    for ver in _VERIFIERS.values():
+        ver.close()
+    _VERIFIERS.clear()
 
 
 def verify(
