@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentpref.envs.sql.compare import (
     MODES,
@@ -34,8 +34,10 @@ from agentpref.envs.sql.compare import (
     spider_postprocess,
 )
 from agentpref.errors import ConfigError, DataError
-from agentpref.records import Reward
 from agentpref.rewards.sql import SCHEMES, sql_reward
+
+if TYPE_CHECKING:
+    from agentpref.records import Reward
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +296,8 @@ class Verdict:
     breakdown: dict[str, Any] = field(default_factory=dict)
 
     def to_reward(self) -> Reward:
+        from agentpref.records import Reward  # pydantic stays out of verifier-only workers
+
         return Reward(total=self.reward, breakdown=self.breakdown)
 
     def to_dict(self) -> dict[str, Any]:
