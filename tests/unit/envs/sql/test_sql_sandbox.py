@@ -240,3 +240,16 @@ def test_copy_of_spider_db_round_trip(tmp_path: Path) -> None:
         str(copy), "SELECT count(*) FROM Pets", "SELECT COUNT(*) FROM pets"
     ).equivalent
     assert _sha(copy) == before
+
+
+def test_text_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (name TEXT)")
+    conn.execute("INSERT INTO t VALUES (CAST(X'4aff6f' AS TEXT))")
+    conn.commit()
+    conn.close()
+    with SQLiteSandbox(path) as box:
+        # like Spider: bytes that are not UTF-8 are dropped
+        assert box.execute("SELECT name FROM t").rows == (("Jo",),)
+        assert box.execute("SELECT 'é'").rows == (("é",),)  # and the next query decodes normally
