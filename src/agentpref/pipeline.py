@@ -173,7 +173,14 @@ class Run:
 
         taskset = build_tasks(self.recipe.tasks, self.recipe.seed)
         if not taskset.train and not taskset.eval:
-            raise ConfigError("the recipe's task sources gave no tasks; check tasks.sources")
+            skipped: Counter[str] = Counter()
+            for info in taskset.report.get("sources", {}).values():
+                skipped.update(info.get("skipped") or {})
+            why = ", ".join(f"{k} x{v}" for k, v in sorted(skipped.items())) or "nothing loaded"
+            raise ConfigError(
+                f"the recipe's task sources gave no tasks (skipped: {why}); "
+                "check tasks.sources paths and splits"
+            )
         eval_tasks = [t.model_copy(update={"split": "eval"}) for t in taskset.eval]
         self.store.add_tasks(list(taskset.train) + eval_tasks)
         report = dict(taskset.report)

@@ -71,13 +71,32 @@ def play(
     the policy (a policy derives per-reply seeds from sampling.seed and the batch layout).
     """
     out: list[Trajectory] = []
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start : start + batch_size]
+    for chunk in _chunks(jobs, batch_size):
         finished = _play_chunk(policy, chunk, sampling, env_options, round, tag, max_turns)
         out.extend(finished)
         if on_done is not None:
             on_done(finished)
     return out
+
+
+def _chunks(
+    jobs: Sequence[tuple[Task, int]], batch_size: int
+) -> list[list[tuple[Task, int]]]:
+    """Batches of about `batch_size` jobs that never split one task's samples, so the K
+    samples of a task go out as one prompt with n=K."""
+    groups: dict[str, list[tuple[Task, int]]] = {}
+    for job in jobs:
+        groups.setdefault(job[0].id, []).append(job)
+    chunks: list[list[tuple[Task, int]]] = []
+    current: list[tuple[Task, int]] = []
+    for group in groups.values():
+        if current and len(current) + len(group) > batch_size:
+            chunks.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _play_chunk(

@@ -76,3 +76,12 @@ def test_env_crash_is_recorded_not_raised_and_batches_commit():
                on_done=committed.append)
     assert [len(b) for b in committed] == [2, 2, 1]
     assert all(e.outcome == "env_error" and e.score == -0.5 for e in out)
+
+
+def test_batches_never_split_a_task():
+    policy = ScriptedPolicy(replies=["x"])
+    committed = []
+    jobs = [(t, i) for t in tasks(3) for i in range(3)]
+    play(policy, jobs, SamplingParams(), batch_size=4, on_done=committed.append)
+    assert [len(b) for b in committed] == [3, 3, 3]
+    assert policy.calls[0] == (1, 3)
