@@ -104,19 +104,39 @@ def replay(
     model: str,
     tag: str,
     kind: str,
+    template_hash: str = "",
 ) -> list[Trajectory]:
     """Play each (task, index, script) through its environment with a scripted policy.
 
     One ScriptedPolicy per job (a script holds its own turn counter); episodes reuse the
-    store by deterministic id, so a resumed run replays nothing twice.
+    store by deterministic id, so a resumed run replays nothing twice. `template_hash` is
+    recorded as the chat template of replies a real model wrote (a policy's own fix).
     """
-    from agentpref.policies.scripted import ScriptedPolicy
-
     out: list[Trajectory] = []
     for task, index, script in scripts:
-        policy = ScriptedPolicy(model=model, fn=script)
+        policy = _Replayer(model, script, template_hash)
         out.extend(ctx.play(policy, [(task, index)], tag=tag, kind=kind))
     return out
+
+
+class _Replayer:
+    """A ScriptedPolicy that reports the chat template of the model whose replies it replays."""
+
+    def __init__(self, model: str, script: TurnScript, template_hash: str) -> None:
+        from agentpref.policies.scripted import ScriptedPolicy
+
+        self._inner = ScriptedPolicy(model=model, fn=script)
+        self.name = self._inner.name
+        self._hash = template_hash
+
+    def generate(self, conversations: list[list[Message]], sampling: Any) -> Any:
+        return self._inner.generate(conversations, sampling)
+
+    def template_hash(self) -> str:
+        return self._hash
+
+    def close(self) -> None:
+        return None
 
 
 def is_valid(e: Trajectory) -> bool:

@@ -184,8 +184,9 @@ class SelfCorrection:
                 scripts.append((task, k, TurnScript([completion.text]), bad.id, tag))
         out: dict[str, list[Trajectory]] = {}
         name = getattr(ctx.policy, "name", "policy")
+        template = ctx.policy.template_hash() if hasattr(ctx.policy, "template_hash") else ""
         for task, k, script, bad_id, tag in scripts:
-            (e,) = replay(ctx, [(task, k, script)], name, tag, "correction")
+            (e,) = replay(ctx, [(task, k, script)], name, tag, "correction", template)
             out.setdefault(bad_id, []).append(e)
         return out
 
