@@ -177,8 +177,8 @@ class PairwiseJudge:
             batch = pairs[start : start + size]
             convs: list[list[Message]] = []
             for pair in batch:
-                first, second = self.requests(pair, _lookup(task_lookup, pair.task_id))
-                convs += [first, second]
+                ask_first, ask_second = self.requests(pair, _lookup(task_lookup, pair.task_id))
+                convs += [ask_first, ask_second]
             replies = self.policy.generate(convs, sampling)
             if len(replies) != len(convs):
                 from agentpref.errors import BackendError

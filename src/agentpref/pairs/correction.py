@@ -113,7 +113,7 @@ class SelfCorrection:
                 e
                 for e in own
                 if extract_sql(first_reply(e)) is not None
-                and (is_valid(e) is False or not self.options.errors_only)
+                and (not is_valid(e) or not self.options.errors_only)
                 and not e.reward.breakdown.get("match", False)
                 and (best is None or top - e.score >= self.options.min_margin - 1e-12)
             ]
@@ -135,16 +135,16 @@ class SelfCorrection:
 
         pairs: list[Pair] = []
         for task in todo:
-            for bad in failing.get(task.id, []):
+            for failed in failing.get(task.id, []):
                 candidates = [(passing.get(task.id), "existing")]
-                candidates += [(e, "policy") for e in fixes.get(bad.id, [])]
+                candidates += [(e, "policy") for e in fixes.get(failed.id, [])]
                 candidates.append((gold.get(task.id), "gold"))
                 for good, via in candidates:
                     if good is None or not is_valid(good):
                         continue
-                    if good.score - bad.score < self.options.min_margin - 1e-12:
+                    if good.score - failed.score < self.options.min_margin - 1e-12:
                         continue
-                    pairs.append(self._pair(task, good, bad, via, ctx))
+                    pairs.append(self._pair(task, good, failed, via, ctx))
                     break
         log.info("correction: %d pairs from %d failing tasks", len(pairs), len(failing))
         return finish(pairs, self.options, ctx)

@@ -88,12 +88,12 @@ def _dbbench_turns(task: Task) -> Callable[[list[Message], int], str | None]:
 
 def _full_gold_answer(task: Task, gold_sql: str) -> list[str]:
     """The gold query's whole result when the observation was cut (DB Bench's answer list)."""
-    from pathlib import Path
-
-    from agentpref.envs.sql.dbbench import gold_query_answer
+    from agentpref.envs.sql.dbbench import gold_answer
+    from agentpref.envs.sql.sandbox import default_verifier
 
     try:
-        return gold_query_answer(Path(task.spec["db_path"]), gold_sql, 5.0)
+        run = default_verifier().gold(str(task.spec["db_path"]), gold_sql)
+        return gold_answer(list(run.rows))
     except Exception as exc:  # a broken gold query makes a failing gold episode, not a crash
         log.debug("gold: %s: %s", task.id, exc)
         return []

@@ -98,3 +98,17 @@ def test_expert_conversation_skips_its_prompt():
     t = tasks()[0].model_copy(update={"meta": {"expert": conv, "prompt_len": 3}})
     assert expert_replies(t) == ["Thought: go.\nAction: look", "Thought: done.\nAction: finish"]
     assert expert_replies(t.model_copy(update={"meta": {"expert": "nope"}})) is None
+
+
+def test_dbbench_gold_answer_survives_a_truncated_observation(tmp_path):
+    from strategy_helpers import SPIDER
+
+    ctx = context(tmp_path)
+    db = SPIDER / "database" / "car_1" / "car_1.sqlite"
+    t = sql_task("big", "List every car model name.", "SELECT Model FROM car_names", env="dbbench")
+    t = t.model_copy(update={"spec": {**t.spec, "db_path": str(db), "db_id": "car_1"}})
+    student = ScriptedPolicy(model="student", replies=['Action: Answer\nFinal Answer: ["x"]'])
+    eps = {t.id: ctx.play(student, [(t, 0)], tag="s", kind="policy")}
+    (p,) = GoldChosen().make_pairs([t], eps, ctx)
+    assert p.chosen[1].content.endswith("[TRUNCATED]")
+    assert p.chosen_score == 1.0 and p.provenance["chosen"]["breakdown"]["success"] is True
