@@ -137,7 +137,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{'source':<12} {'split':<6} {'database':<32} {'tasks':>6}")
         for r in rows:
             lines.append(f"{r['source']:<12} {r['split']:<6} {r['database']:<32} {r['tasks']:>6}")
-        per_split = Counter()
+        per_split: Counter[str] = Counter()
         for r in rows:
             per_split[r["split"]] += r["tasks"]
         lines.append("total: " + ", ".join(f"{k} {v}" for k, v in sorted(per_split.items())))

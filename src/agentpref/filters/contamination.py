@@ -17,13 +17,14 @@ from agentpref.records import Pair
 from agentpref.tasks.contamination import ContaminationGuard, GuardOptions
 
 Side = Literal["prompt", "chosen", "rejected"]
+SIDES: tuple[Side, ...] = ("prompt", "chosen", "rejected")
 
 
 class ContaminationOptions(GuardOptions):
     model_config = ConfigDict(extra="forbid")
 
     sides: list[Side] = Field(
-        default_factory=lambda: ["prompt", "chosen", "rejected"],
+        default_factory=lambda: list(SIDES),
         description="Parts of the pair to screen.",
     )
 

@@ -210,11 +210,14 @@ class ContaminationGuard:
     """Screens texts; holds the blocklist n-grams loaded once."""
 
     def __init__(self, options: GuardOptions | dict[str, Any] | None = None) -> None:
-        if not isinstance(options, GuardOptions):
-            options = validate_options(GuardOptions, options or {}, "tasks.contamination")
-        self.options = options
+        opts: GuardOptions = (
+            options
+            if isinstance(options, GuardOptions)
+            else validate_options(GuardOptions, options or {}, "tasks.contamination")
+        )
+        self.options = opts
         self._grams: dict[int, set[tuple[str, ...]]] = {}
-        for path in options.blocklists:
+        for path in opts.blocklists:
             for item in _blocklist_items(Path(path).expanduser()):
                 self.add_blocklisted(item)
 

@@ -168,11 +168,11 @@ def load_gretel(cfg: SourceConfig) -> SourceResult:
         runnable = None
         first_err = ""
         for candidate in translate(gold):
-            err = gold_error(db_path, candidate, writable=kind != "query")
-            if err is None:
+            gerr = gold_error(db_path, candidate, writable=kind != "query")
+            if gerr is None:
                 runnable = candidate
                 break
-            first_err = first_err or err
+            first_err = first_err or gerr
         if runnable is None:
             result.skip("gold_error", f"{where}: {first_err}")
             continue
