@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pydantic import Field
 
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 
 class TeacherOptions(CommonOptions):
     samples: int = Field(default=1, ge=1, description="Teacher episodes per task.")
+    temperature: float | None = Field(
+        default=None, ge=0.0, description="Teacher sampling temperature (None: the recipe's)."
+    )
+    max_new_tokens: int | None = Field(
+        default=None, ge=1, description="Teacher reply length (None: the recipe's)."
+    )
 
 
 class TeacherStudent:
@@ -48,6 +55,16 @@ class TeacherStudent:
                 "recipe (e.g. backend: openai, model: ..., options: {base_url: ...})"
             )
         todo = [t for t in select_tasks(tasks, self.options, ctx) if episodes.get(t.id)]
+        update = {
+            k: v
+            for k, v in (
+                ("temperature", self.options.temperature),
+                ("max_new_tokens", self.options.max_new_tokens),
+            )
+            if v is not None
+        }
+        # Same store, same paired set: only the sampling differs for the teacher's episodes.
+        play_ctx = replace(ctx, sampling=ctx.sampling.model_copy(update=update)) if update else ctx
         # The teacher is the expensive part: with a cap, play in chunks of the pairs still
         # wanted and stop once the cap is met, instead of playing every task up front.
         pairs: list[Pair] = []
@@ -60,7 +77,7 @@ class TeacherStudent:
             part = todo[start : start + chunk]
             start += chunk
             jobs = [(t, i) for t in part for i in range(self.options.samples)]
-            played = ctx.play(ctx.teacher, jobs, tag=self.tag, kind=self.kind)
+            played = play_ctx.play(ctx.teacher, jobs, tag=self.tag, kind=self.kind)
             by_task: dict[str, list[Trajectory]] = {}
             for e in played:
                 by_task.setdefault(e.task_id, []).append(e)

@@ -54,9 +54,10 @@ def test_only_unpaired_sources_and_cap(tmp_path):
     ctx2 = context(tmp_path / "b")
     eps2 = play_students(ctx2, policy("student", wrong), ts)
     ctx2.teacher = policy("teacher", lambda q, i: GOLD[q])
-    capped = TeacherStudent(max_pairs=1).make_pairs(ts, eps2, ctx2)
+    capped = TeacherStudent(max_pairs=1, temperature=0.3).make_pairs(ts, eps2, ctx2)
     assert len(capped) == 1
-    assert len(ctx2.store.episodes(round=0, kind="teacher")) == 1
+    (played,) = ctx2.store.episodes(round=0, kind="teacher")
+    assert played.sampling["temperature"] == 0.3 and ctx2.sampling.temperature == 0.0
     assert TeacherStudent(sources=["bird"]).make_pairs(ts, eps2, ctx2) == []
 
 
