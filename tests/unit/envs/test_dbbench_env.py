@@ -298,3 +298,50 @@ def test_observation_rendering_in_episodes(library):
     two = env.step(op("SELECT 1; SELECT 2"))
     assert "one statement" in (two.observation or "")
     env.close()
+
+
+# --------------------------------------------------------------------------- real model
+
+
+@pytest.mark.slow
+def test_real_tiny_model_plays_dbbench_episodes_and_pairs_export(library, tiny_model_dir, tmp_path):
+    """SmolLM2-135M plays 2 tasks x 2 samples; with gold-path episodes they make DPO rows."""
+    import json
+
+    from agentpref.export.trl import export_dpo
+    from agentpref.pairs.base import PairContext
+    from agentpref.pairs.best_worst import BestWorst
+    from agentpref.pairs.turns import DivergentTurns
+    from agentpref.policies.transformers import TransformersPolicy
+
+    tasks = [library_tasks(library)[0], library_tasks(library)[3]]  # a count and an INSERT
+    sampling = SamplingParams(n=1, temperature=0.8, max_new_tokens=48, seed=1)
+    policy = TransformersPolicy(model=str(tiny_model_dir), device="cpu")
+    try:
+        jobs = [(t, i) for t in tasks for i in range(2)]
+        # At most 3 replies per episode keep this inside a few generate calls on a CPU.
+        model_eps = play(policy, jobs, sampling, {"dbbench": {"max_operations": 2}})
+    finally:
+        policy.close()
+    assert len(model_eps) == 4
+    for e in model_eps:
+        assert e.outcome in {"done", "failed_format", "max_turns"}
+        assert e.messages[: e.prompt_len][1].content == "Ok."
+        assert e.messages[e.prompt_len].role == "assistant"
+        assert {"valid", "success", "operations", "errors", "wasted"} <= set(e.reward.breakdown)
+        assert e.reward.breakdown["operations"] <= 2
+    gold_eps = play(gold_path_policy(tasks), [(t, 9) for t in tasks], sampling, tag="g")
+    episodes = {t.id: [e for e in model_eps + gold_eps if e.task_id == t.id] for t in tasks}
+    ctx = PairContext(round=0, sampling=sampling)
+    pairs = BestWorst().make_pairs(tasks, episodes, ctx)
+    pairs += DivergentTurns().make_pairs(tasks, episodes, ctx)
+    scores = {e.id: e.score for e in model_eps}
+    # Gold episodes score 1.0; a pair appears for a task unless the model also solved it.
+    expected = sum(1 for t in tasks if min(scores[e.id] for e in episodes[t.id][:2]) < 0.9)
+    assert len([p for p in pairs if p.strategy == "best-worst"]) == expected
+    (path, *_) = export_dpo(pairs, tmp_path / "export", parquet=False)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == len(pairs)
+    for row in rows:
+        assert row["prompt"][0]["role"] == "user" and row["prompt"][1]["content"] == "Ok."
+        assert row["chosen"][0]["role"] == "assistant"
