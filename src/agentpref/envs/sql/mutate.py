@@ -35,18 +35,98 @@ from agentpref.tasks.sources.base import SourceResult, require_path
 log = logging.getLogger(__name__)
 
 Kind = Literal["insert", "update", "delete"]
+KINDS: tuple[Kind, ...] = ("insert", "update", "delete")
 DB_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 _SIMPLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = {
-    "abort", "action", "add", "all", "alter", "and", "as", "asc", "between", "by", "case",
-    "check", "column", "commit", "constraint", "create", "cross", "current", "default",
-    "delete", "desc", "distinct", "drop", "else", "end", "escape", "except", "exists",
-    "filter", "first", "for", "foreign", "from", "full", "glob", "group", "having", "if", "in",
-    "index", "inner", "insert", "intersect", "into", "is", "join", "key", "last", "left",
-    "like", "limit", "match", "natural", "no", "not", "null", "of", "offset", "on", "or",
-    "order", "outer", "over", "primary", "references", "replace", "right", "rows", "select",
-    "set", "table", "then", "to", "transaction", "union", "unique", "update", "using",
-    "values", "view", "when", "where", "window", "with", "year", "date", "time", "name",
+    "abort",
+    "action",
+    "add",
+    "all",
+    "alter",
+    "and",
+    "as",
+    "asc",
+    "between",
+    "by",
+    "case",
+    "check",
+    "column",
+    "commit",
+    "constraint",
+    "create",
+    "cross",
+    "current",
+    "default",
+    "delete",
+    "desc",
+    "distinct",
+    "drop",
+    "else",
+    "end",
+    "escape",
+    "except",
+    "exists",
+    "filter",
+    "first",
+    "for",
+    "foreign",
+    "from",
+    "full",
+    "glob",
+    "group",
+    "having",
+    "if",
+    "in",
+    "index",
+    "inner",
+    "insert",
+    "intersect",
+    "into",
+    "is",
+    "join",
+    "key",
+    "last",
+    "left",
+    "like",
+    "limit",
+    "match",
+    "natural",
+    "no",
+    "not",
+    "null",
+    "of",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "outer",
+    "over",
+    "primary",
+    "references",
+    "replace",
+    "right",
+    "rows",
+    "select",
+    "set",
+    "table",
+    "then",
+    "to",
+    "transaction",
+    "union",
+    "unique",
+    "update",
+    "using",
+    "values",
+    "view",
+    "when",
+    "where",
+    "window",
+    "with",
+    "year",
+    "date",
+    "time",
+    "name",
 }
 
 
@@ -54,7 +134,7 @@ class ModificationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kinds: list[Kind] = Field(
-        default_factory=lambda: ["insert", "update", "delete"],
+        default_factory=lambda: list(KINDS),
         description="Which modification kinds to make, taken in turn.",
     )
     per_db: int = Field(default=6, ge=1, description="Tasks to make per database.")
@@ -211,8 +291,9 @@ def _condition(
     if not options:
         return None
     best = min(p for p, _ in options)
-    i = rng.choice([i for p, i in options if p == best] if rng.random() < 0.7 else
-                   [i for _, i in options])
+    i = rng.choice(
+        [i for p, i in options if p == best] if rng.random() < 0.7 else [i for _, i in options]
+    )
     return i, row[i]
 
 
@@ -318,7 +399,8 @@ def synthesise(
         conn = sqlite3.connect(copy, isolation_level=None)
         try:
             tables = [
-                t for t in read_tables(conn, options.max_rows)
+                t
+                for t in read_tables(conn, options.max_rows)
                 if len(t.rows) >= 2 and len(t.columns) >= 2
             ]
             if not tables:

@@ -45,8 +45,12 @@ def _tables(record: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]
         info = t.get("table_info")
         if not isinstance(info, dict) or not isinstance(info.get("columns"), list):
             raise ValueError(f"table {t['table_name']!r} has no table_info.columns")
-        cols = [c.get("name") if isinstance(c, dict) else None for c in info["columns"]]
-        if not cols or not all(isinstance(c, str) and c for c in cols):
+        cols: list[str] = [
+            c["name"]
+            for c in info["columns"]
+            if isinstance(c, dict) and isinstance(c.get("name"), str)
+        ]
+        if not cols or len(cols) != len(info["columns"]) or not all(cols):
             raise ValueError(f"table {t['table_name']!r} has a column without a name")
         if len({c.lower() for c in cols}) != len(cols):
             raise ValueError(f"table {t['table_name']!r} repeats a column name")
@@ -96,7 +100,8 @@ def record_task(
         tables = _tables(record)
     except ValueError as exc:
         return None, ("bad_table", f"{where}: {exc}")
-    sql = record.get("sql") if isinstance(record.get("sql"), dict) else {}
+    raw_sql = record.get("sql")
+    sql: dict[str, Any] = raw_sql if isinstance(raw_sql, dict) else {}
     label = record.get("label")
     spec: dict[str, Any] = {"question": question.strip(), "db_id": tables[0][0], "type": kind_type}
     if kind_type.upper() in MODIFICATION_TYPES:
