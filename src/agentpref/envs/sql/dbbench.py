@@ -360,8 +360,9 @@ class DBBenchEnv:
             raise RuntimeError("step() before reset()")
         parsed = parse_reply(reply)
         if parsed.action == "invalid":
-            return self._finish(answer=None, format_ok=False, outcome="failed_format",
-                                problem=parsed.problem)
+            return self._finish(
+                answer=None, format_ok=False, outcome="failed_format", problem=parsed.problem
+            )
         if parsed.action == "answer":
             return self._finish(answer=parsed.answer, format_ok=True, outcome="done")
         if self.operations >= self.options.max_operations:
