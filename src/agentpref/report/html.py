@@ -76,6 +76,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _label_bars(ax: Any, bars: Any, fmt: str = "{:g}") -> None:
+    ax.margins(y=0.15)  # room for the labels above the tallest bar
     for b in bars:
         h = b.get_height()
         ax.annotate(fmt.format(h), (b.get_x() + b.get_width() / 2, h), ha="center",
@@ -105,8 +106,8 @@ def _summary(d: dict[str, Any]) -> str:
 
 def _yield(d: dict[str, Any]) -> str:
     ys = d["yield_by_source"]
-    if not ys:
-        return _nodata()
+    if not any(v["sampled"] for v in ys.values()):
+        return _nodata("no task sampled yet" if ys else "no data")
     plt = _plt()
     names = list(ys)
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names) + 2), 3.2))
@@ -255,7 +256,7 @@ def _judge(d: dict[str, Any]) -> str:
     plt = _plt()
     groups = j["by_strategy"]
     names = list(groups)
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(names) + 2), 3.2))
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(names) + 5), 3.2))
     bottom = [0.0] * len(names)
     for verdict, color in (("chosen", CHOSEN), ("rejected", REJECTED), ("inconsistent", "#999")):
         vals = [groups[n].get(verdict, 0) for n in names]
@@ -264,7 +265,7 @@ def _judge(d: dict[str, Any]) -> str:
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_ylabel("pairs judged")
     ax.set_title("Judge verdicts by strategy")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     agree = j.get("agreement")
     note = (
         f'<p class="note">{j["judged"]} pairs judged; the judge agrees with the verifier on '
