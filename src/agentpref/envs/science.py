@@ -206,6 +206,13 @@ class ScienceWorldEnv:
                    timeout=self.options.load_timeout_s)
 
     def reset(self, task: Task) -> list[Message]:
+        try:
+            return self._reset(task)
+        except BaseException:
+            self.close()  # a failed reset must not keep its simulator leased
+            raise
+
+    def _reset(self, task: Task) -> list[Message]:
         spec = dict(task.spec)
         self.spec = spec
         self._load(spec)
