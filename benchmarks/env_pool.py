@@ -55,7 +55,8 @@ def official_one_env(env: object) -> Callable[[list[Task], int], int]:
 
 
 def one_episode(t: Task, steps: int) -> int:
-    env = ScienceWorldEnv(max_workers=get_pool().max_workers)
+    pool = get_pool()
+    env = ScienceWorldEnv(max_workers=pool.max_workers, sims_per_worker=pool.sims_per_worker)
     env.reset(t)
     n = 0
     try:
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     seq = measure("pool-sequential", pool_sequential, tasks, args.steps)
     close_pool()
 
-    get_pool(max_workers=args.workers)
+    # Spread the episodes over the workers (by default a worker takes 16 before the next starts).
+    get_pool(max_workers=args.workers, sims_per_worker=-(-args.episodes // args.workers))
     for t in tasks[: args.workers]:
         one_episode(t, 2)
     pool_threads(tasks[: args.workers * 2], 2)  # start every worker before timing
