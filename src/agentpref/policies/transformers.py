@@ -32,6 +32,16 @@ def _torch() -> Any:
     return torch
 
 
+def _check_adapter(adapter: str) -> Path:
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        what = "does not exist" if not path.exists() else "has no adapter_config.json"
+        raise ConfigError(
+            f"LoRA adapter {adapter!r} {what}; give a folder saved by peft (save_pretrained)"
+        )
+    return path
+
+
 class TransformersPolicy:
     """A local causal LM (folder, hub id, GGUF file or "default"), optionally with a LoRA adapter.
 
@@ -83,6 +93,8 @@ class TransformersPolicy:
 
         self.model_id = model
         self.adapter = adapter
+        if adapter is not None:
+            _check_adapter(adapter)
         self.model_path = resolve_model(model)
         base_name = DEFAULT_NAME if model == "default" else model
         self.name = base_name if adapter is None else f"{base_name}+{adapter}"
@@ -142,12 +154,7 @@ class TransformersPolicy:
         )
 
     def _load_adapter(self, adapter: str, merge: bool) -> None:
-        path = Path(adapter).expanduser()
-        if not (path / "adapter_config.json").is_file():
-            what = "does not exist" if not path.exists() else "has no adapter_config.json"
-            raise ConfigError(
-                f"LoRA adapter {adapter!r} {what}; give a folder saved by peft (save_pretrained)"
-            )
+        path = _check_adapter(adapter)
         try:
             from peft import PeftModel
         except ImportError as exc:

@@ -1,0 +1,97 @@
+"""TransformersPolicy on the real tiny model (slow) and its batching arithmetic (fast)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from agentpref.errors import ConfigError
+from agentpref.policies.base import Policy
+from agentpref.policies.transformers import TransformersPolicy
+from agentpref.records import SamplingParams, messages
+
+CONVS = [
+    messages(("user", "Write a SQL query that counts the rows of table singer.")),
+    messages(("system", "Answer briefly."), ("user", "Name a color.")),
+    messages(("user", "Hi")),
+]
+
+
+def test_chunks_respect_batch_size_and_token_budget() -> None:
+    prompts = [[0] * 10, [0] * 30, [0] * 20]
+    rows = sorted(((i, j) for i in range(3) for j in range(4)), key=lambda r: len(prompts[r[0]]))
+    fake = SimpleNamespace(batch_size=5, token_budget=200)
+    chunks = TransformersPolicy._chunks(fake, rows, prompts, 10)  # type: ignore[arg-type]
+    assert [r for c in chunks for r in c] == rows
+    for chunk in chunks:
+        width = max(len(prompts[i]) for i, _ in chunk) + 10
+        assert len(chunk) <= 5 and len(chunk) * width <= 200
+    # A single row larger than the budget still gets its own chunk.
+    huge = TransformersPolicy._chunks(  # type: ignore[arg-type]
+        SimpleNamespace(batch_size=8, token_budget=5), rows[:2], prompts, 10
+    )
+    assert huge == [[rows[0]], [rows[1]]]
+
+
+def test_bad_arguments_fail_before_loading(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        TransformersPolicy(model=str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="LoRA adapter .* does not exist"):
+        TransformersPolicy(model="default", adapter=str(tmp_path / "no-adapter"))
+    with pytest.raises(ConfigError, match="unknown transformers policy option"):
+        TransformersPolicy(model="default", batchsize=4)
+    with pytest.raises(ConfigError, match="dtype"):
+        TransformersPolicy(model="default", dtype="int3")
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_dir: Path) -> TransformersPolicy:
+    return TransformersPolicy(model="default", device="cpu")
+
+
+@pytest.mark.slow
+def test_shapes_finish_reasons_and_seeded_determinism(policy: TransformersPolicy) -> None:
+    assert isinstance(policy, Policy)
+    assert policy.name == "SmolLM2-135M-Instruct"
+    assert re.fullmatch(r"[0-9a-f]{16}", policy.template_hash())
+    sampling = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=11)
+    out = policy.generate(CONVS, sampling)
+    assert [len(g) for g in out] == [2, 2, 2]
+    for completion in (c for g in out for c in g):
+        assert 1 <= completion.tokens <= 6
+        assert completion.finish_reason in ("stop", "length")
+        if completion.finish_reason == "length":
+            assert completion.tokens == 6
+        assert "<|im_end|>" not in completion.text
+    assert policy.generate(CONVS, sampling) == out
+    other = policy.generate(CONVS, sampling.model_copy(update={"seed": 12}))
+    assert other != out
+    greedy = policy.generate(CONVS[:1], SamplingParams(n=3, temperature=0.0, max_new_tokens=6))
+    assert len({c.text for c in greedy[0]}) == 1 and greedy[0][0].text
+    assert policy.generate([], sampling) == []
+
+
+@pytest.mark.slow
+def test_lora_adapter_is_loaded_and_changes_replies(
+    policy: TransformersPolicy, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"],
+                        init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
+
+    adapted = TransformersPolicy(model="default", adapter=str(tmp_path / "adapter"), device="cpu")
+    assert adapted.name == f"SmolLM2-135M-Instruct+{tmp_path / 'adapter'}"
+    greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=5)
+    mine = adapted.generate(CONVS[:1], greedy)[0][0]
+    theirs = policy.generate(CONVS[:1], greedy)[0][0]
+    assert mine.text != theirs.text
+    adapted.close()
