@@ -141,11 +141,13 @@ def _play_chunk(
             convs = [members[0].messages for members in member_lists]
             params = sampling.model_copy(update={"n": n, "seed": sampling.seed + _turn * 7919})
             replies = policy.generate(convs, params)
+            steps: list[tuple[EpisodeSlot, str]] = []
             for members, group in zip(member_lists, replies, strict=True):
                 for slot, completion in zip(members, group, strict=True):
                     slot.tokens += completion.tokens
                     slot.messages.append(Message(role="assistant", content=completion.text))
-                    _advance(slot, completion.text)
+                    steps.append((slot, completion.text))
+            _advance_all(steps)
     for s in slots:
         if not s.done:
             _finish(s, None, "max_turns")
@@ -173,6 +175,22 @@ def _play_chunk(
             )
         )
     return trajectories
+
+
+def _advance_all(steps: list[tuple[EpisodeSlot, str]]) -> None:
+    """Step every episode of a turn; environments that wait on another process (a Java
+    simulator) say `parallel_steps = True` and are stepped from a thread pool."""
+    parallel = len(steps) > 1 and all(
+        getattr(slot.env, "parallel_steps", False) for slot, _ in steps
+    )
+    if not parallel:
+        for slot, reply in steps:
+            _advance(slot, reply)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(16, len(steps))) as pool:
+        list(pool.map(lambda job: _advance(*job), steps))
 
 
 def _advance(slot: EpisodeSlot, reply: str) -> None:

@@ -144,3 +144,15 @@ def test_ties_resample_until_the_cap_or_a_difference(tmp_path, spider_dir):
         counts = r.store.episode_counts(0)
     assert set(counts.values()) == {6}  # 3, all tied, then 3 more (the cap)
     assert stats["pairs_kept"] == 4
+
+
+def test_pairs_repeated_in_a_later_round_are_dropped_as_duplicates(tmp_path, spider_dir):
+    golds = gold_lookup(spider_dir)
+    out = tmp_path / "run"
+    with Run(recipe(spider_dir, count=5), out, policy=ScriptedPolicy(fn=wrong_or_gold(golds)),
+             progress=False) as r:
+        r.run_round(0)
+        r.run_round(1)
+        assert len(r.kept_pairs(0)) == 5 and len(r.kept_pairs(1)) == 0
+        assert r.store.drop_counts(round=1) == {"duplicates": 5}
+        assert {e.round for e in r.store.episodes()} == {0, 1}

@@ -145,6 +145,9 @@ def check_task_name(name: str) -> str:
 class ScienceWorldEnv:
     """One ScienceWorld episode on a simulator leased from the process-wide pool."""
 
+    parallel_steps = True
+    """rollout steps the live episodes of a turn from a thread pool (the work is in Java)."""
+
     def __init__(self, **options: Any) -> None:
         self.options: ScienceWorldOptions = validate_options(
             ScienceWorldOptions, options, "envs.scienceworld"

@@ -1,0 +1,70 @@
+"""Iterative rounds: bookkeeping, the newest policy samples each round, real training, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentpref.config import recipe_from_dict
+from agentpref.iterate import iterate
+from agentpref.policies.scripted import ScriptedPolicy
+from agentpref.store import RunStore
+
+from .test_pipeline import gold_lookup, wrong_or_gold
+
+
+@pytest.mark.slow
+def test_two_rounds_train_evaluate_and_resume(tmp_path, spider_dir):
+    golds = gold_lookup(spider_dir)
+    recipe = recipe_from_dict({
+        "tasks": {"sources": [{"name": "spider", "path": str(spider_dir), "split": "dev",
+                               "count": 16}],
+                  "heldout_fraction": 0.2},
+        "policy": {"backend": "scripted"},
+        "sampling": {"k": 2, "max_samples": 2},
+        "rounds": 2,
+        "train": {"max_steps": 2, "batch_size": 2, "max_length": 384, "lora_rank": 4,
+                  "loss_probe": 0},
+        "evaluate": {"max_new_tokens": 32},
+        "export": {"parquet": False},
+    })
+    made = []
+
+    def factory(adapter):
+        inner = wrong_or_gold(golds)
+
+        def fn(conv, i):  # the trained policy errs differently, so its pairs are new
+            text = inner(conv, i)
+            return text.replace("no_such_column", "other_column") if adapter else text
+
+        p = ScriptedPolicy(model="scripted", adapter=adapter, fn=fn)
+        made.append(adapter)
+        return p
+
+    out = tmp_path / "run"
+    summary = iterate(recipe, out, policy_factory=factory, progress=False)
+    rounds = summary["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1]
+    adapter0 = rounds[0]["train"]["adapter"]
+    adapter1 = rounds[1]["train"]["adapter"]
+    assert adapter0 and adapter1 and adapter0 != adapter1
+    # round 1 sampled from base + round-0 adapter
+    with RunStore(out / "store.sqlite") as s:
+        r1 = s.episodes(round=1)
+        assert r1 and all(e.policy == f"scripted+{adapter0}" for e in r1)
+        assert {e.round for e in s.episodes()} == {0, 1}
+        eval_ids = {t.id for t in s.tasks(split="eval")}
+        assert eval_ids and not eval_ids & {e.task_id for e in s.episodes()}
+    assert rounds[0]["pairs_kept"] > 0 and rounds[1]["pairs_kept"] > 0
+    assert rounds[1]["train"]["rows"] == rounds[1]["pairs_kept"]
+    labels = sorted(p.stem for p in (out / "eval").glob("*.json"))
+    assert labels == ["base", "round_0", "round_1"]
+    assert json.loads((out / "eval" / "base.json").read_text())["tasks"] == len(eval_ids)
+    # resume: nothing is trained, evaluated or sampled again
+    made.clear()
+    again = iterate(recipe, out, policy_factory=factory, progress=False)
+    assert [r["train"]["adapter"] for r in again["rounds"]] == [adapter0, adapter1]
+    assert made == [None, adapter0]  # policies built, but no new episodes
+    with RunStore(out / "store.sqlite") as s:
+        assert len(s.episodes()) == len({e.id for e in s.episodes()})
