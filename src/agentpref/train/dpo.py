@@ -414,9 +414,9 @@ def build_trainer(
         report_to=[],
         use_cpu=not on_gpu,
         bf16=bf16,
+        # TRL defaults to checkpointing (and bf16); on a small model it only costs time.
+        activation_checkpointing=config.gradient_checkpointing,
     )
-    if config.gradient_checkpointing:
-        common["activation_checkpointing"] = True
     dpo_cls, kto_cls = masked_trainer_classes()
     args: Any
     if config.is_kto:
