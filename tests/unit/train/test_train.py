@@ -164,6 +164,14 @@ def test_dpo_run_changes_the_adapter_and_lowers_the_loss(tiny_model_dir, tmp_pat
     assert saved["losses"] == result.losses and saved["unchecked_rows"] == 4
     assert data.is_file()
 
+    # The next round continues this adapter against a frozen copy of it: the loss starts at
+    # log 2 again, and only the continued adapter moves.
+    config = TrainConfig(**{**FAST, "max_steps": 2})
+    again = train(config, data, str(tiny_model_dir), tmp_path / "next", init_adapter=adapter)
+    assert again.loss_before == pytest.approx(math.log(2), abs=1e-3)
+    assert again.steps == 2 and not (Path(again.adapter_path) / "ref").exists()
+    assert lora_b_norm(Path(again.adapter_path)) != pytest.approx(lora_b_norm(adapter))
+
 
 @pytest.mark.slow
 def test_kto_run_changes_the_adapter_and_lowers_the_loss(tiny_model_dir, tmp_path):
