@@ -22,6 +22,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round", type=int, default=0, help="round number recorded (default 0)")
     parser.add_argument("--init-adapter", help="continue training this LoRA adapter")
     add_common(parser)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = options_help()
+
+
+def options_help() -> str:
+    """The train.* keys, their defaults and meaning (from TrainConfig)."""
+    from agentpref.train.dpo import TrainConfig
+
+    lines = ["training options (recipe section `train`, or --set train.KEY=VALUE):"]
+    for name, field in TrainConfig.model_fields.items():
+        default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
+        desc = f"  {field.description}" if field.description else ""
+        lines.append(f"  {name} = {default!r}{desc}")
+    return "\n".join(lines)
 
 
 def train_options(args: argparse.Namespace, recipe_train: dict[str, Any] | None) -> Any:

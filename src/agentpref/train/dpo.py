@@ -229,7 +229,7 @@ def check_template(
         raise ConfigError(
             f"{sum(bad.values())} of {len(rows)} rows in {name} were sampled with chat template "
             f"{h!r} but {model}'s tokenizer has {tokenizer_hash!r}; train the model that sampled "
-            "them (--model) or sample again with this one"
+            "them (--model), set train.chat_template to the template used, or sample again"
         )
     return sum(n for h, n in hashes.items() if h in EXEMPT_TEMPLATE_HASHES)
 
@@ -330,10 +330,13 @@ def _resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device {device!r} but no CUDA device is visible; use cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"train.device {device!r} is not auto, cpu or cuda")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(
+            f"train.device {device!r} is not auto, cpu or cuda "
+            "(pick a GPU with CUDA_VISIBLE_DEVICES)"
+        )
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is cuda but no CUDA device is visible; use cpu")
     return device
 
 
@@ -378,22 +381,6 @@ def build_trainer(
 
     on_gpu = device.startswith("cuda")
     bf16 = on_gpu and torch.cuda.is_bf16_supported()
-    torch.manual_seed(config.seed)
-    model: Any = AutoModelForCausalLM.from_pretrained(
-        str(model_path), dtype=torch.bfloat16 if bf16 else torch.float32
-    )
-    peft_config = None
-    if init_adapter is not None:
-        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
-    else:
-        peft_config = LoraConfig(
-            r=config.lora_rank,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=config.target_modules,
-            task_type="CAUSAL_LM",
-        )
-
     common: dict[str, Any] = dict(
         output_dir=str(out_dir / "trainer"),
         per_device_train_batch_size=config.batch_size,
@@ -418,21 +405,37 @@ def build_trainer(
         activation_checkpointing=config.gradient_checkpointing,
     )
     dpo_cls, kto_cls = masked_trainer_classes()
-    args: Any
+    config_cls: Any
     if config.is_kto:
-        args = KTOConfig(
-            **common,
+        config_cls, trainer_cls = KTOConfig, kto_cls
+        common.update(
             loss_type=config.trl_loss,
             desirable_weight=config.desirable_weight,
             undesirable_weight=config.undesirable_weight,
-            **config.trl,
         )
-        trainer_cls = kto_cls
     else:
-        args = DPOConfig(
-            **common, loss_type=[config.trl_loss], truncation_mode=config.truncation, **config.trl
+        config_cls, trainer_cls = DPOConfig, dpo_cls
+        common.update(loss_type=[config.trl_loss], truncation_mode=config.truncation)
+    try:
+        args = config_cls(**{**common, **config.trl})  # train.trl overrides on purpose
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"train.trl: {exc}; see TRL's {config_cls.__name__}") from None
+
+    torch.manual_seed(config.seed)
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        str(model_path), dtype=torch.bfloat16 if bf16 else torch.float32
+    )
+    peft_config = None
+    if init_adapter is not None:
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    else:
+        peft_config = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.target_modules,
+            task_type="CAUSAL_LM",
         )
-        trainer_cls = dpo_cls
 
     dataset = Dataset.from_list(examples)
     probe = None

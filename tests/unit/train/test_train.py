@@ -133,6 +133,17 @@ def test_train_refuses_before_loading_weights(tiny_model_dir, tmp_path):
     assert not (tmp_path / "out" / "adapter").exists()
 
 
+def test_bad_trl_arguments_and_device_fail_before_training(tiny_model_dir, tmp_path):
+    data = write_jsonl(tmp_path / "dpo.jsonl", dpo_rows())
+    with pytest.raises(ConfigError, match="train.trl: .*bogus_key"):
+        train(TrainConfig(trl={"bogus_key": 1}), data, str(tiny_model_dir), tmp_path / "out")
+    with pytest.raises(ConfigError, match="train.device 'tpu'"):
+        train(TrainConfig(device="tpu"), data, str(tiny_model_dir), tmp_path / "out")
+    with pytest.raises(ConfigError, match="batch_size >= 2"):
+        train(TrainConfig(loss="kto", batch_size=1), data, str(tiny_model_dir), tmp_path / "o")
+    assert not (tmp_path / "out" / "adapter").exists()
+
+
 # -- real runs on the tiny model -----------------------------------------------------------
 
 FAST = dict(max_steps=4, batch_size=2, lr=2e-3, max_length=80, lora_rank=8, lora_alpha=16,
