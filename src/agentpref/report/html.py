@@ -110,15 +110,15 @@ def _yield(d: dict[str, Any]) -> str:
         return _nodata("no task sampled yet" if ys else "no data")
     plt = _plt()
     names = list(ys)
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names) + 2), 3.2))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(names) + 2), 3.2))
     bars = ax.bar(names, [100 * ys[n]["yield"] for n in names], color=NEUTRAL)
     for b, n in zip(bars, names, strict=True):
         ax.annotate(f"{ys[n]['with_pair']}/{ys[n]['sampled']}",
                     (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
                     fontsize=8, xytext=(0, 2), textcoords="offset points")
-    ax.set_ylabel("% of sampled tasks with a kept pair")
+    ax.set_ylabel("yield (%)")
     ax.set_ylim(0, 110)
-    ax.set_title("Yield by source (tasks with a kept pair / tasks sampled)")
+    ax.set_title("Yield by source: tasks with a kept pair / tasks sampled")
     img = _img(fig, "yield by source")
     table = _table(
         ["source", "tasks", "sampled", "with pair", "yield", "pairs made", "pairs kept"],
@@ -135,7 +135,7 @@ def _strategies(d: dict[str, Any]) -> str:
     plt = _plt()
     names = list(st)
     x = range(len(names))
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(names) + 2), 3.2))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(names) + 2), 3.2))
     w = 0.38
     b1 = ax.bar([i - w / 2 for i in x], [st[n]["made"] for n in names], w, label="made",
                 color="#bbbbbb")
@@ -145,8 +145,9 @@ def _strategies(d: dict[str, Any]) -> str:
     _label_bars(ax, b2)
     ax.set_xticks(list(x), names)
     ax.set_ylabel("pairs")
+    ax.set_xlim(-0.8, len(names) - 0.2)
     ax.set_title("Pairs by strategy: made vs kept after filters")
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _img(fig, "pairs by strategy")
 
 
