@@ -25,26 +25,43 @@ def make_run(tmp_path: Path, replies: list[str]) -> Path:
     conn.close()
     run = tmp_path / "run"
     run.mkdir()
-    recipe = {"policy": {"backend": "scripted", "options": {"replies": replies}},
-              "evaluate": {"max_new_tokens": 16}}
+    recipe = {
+        "policy": {"backend": "scripted", "options": {"replies": replies}},
+        "evaluate": {"max_new_tokens": 16},
+    }
     (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     with RunStore(run / "store.sqlite") as store:
-        store.add_tasks([
-            Task(id=f"c:eval:{i}", source="c", split="eval", env="sql",
-                 spec={"db_path": str(db), "gold_sql": gold, "question": q, "db_id": "c"})
-            for i, (q, gold) in enumerate([("How many cities?", "SELECT count(*) FROM city"),
-                                           ("Name the cities.", "SELECT name FROM city")])
-        ])
+        store.add_tasks(
+            [
+                Task(
+                    id=f"c:eval:{i}",
+                    source="c",
+                    split="eval",
+                    env="sql",
+                    spec={"db_path": str(db), "gold_sql": gold, "question": q, "db_id": "c"},
+                )
+                for i, (q, gold) in enumerate(
+                    [
+                        ("How many cities?", "SELECT count(*) FROM city"),
+                        ("Name the cities.", "SELECT name FROM city"),
+                    ]
+                )
+            ]
+        )
         store.add_tasks([Task(id="c:train:0", source="c", env="sql")])
     rows = [
-        {"prompt": [{"role": "user", "content": "How many cities?"}],
-         "chosen": [{"role": "assistant", "content": RIGHT}],
-         "rejected": [{"role": "assistant", "content": "No idea."}],
-         "template_hash": "scripted"},
-        {"prompt": [{"role": "user", "content": "Name the cities."}],
-         "chosen": [{"role": "assistant", "content": "SELECT name FROM city"}],
-         "rejected": [{"role": "assistant", "content": "SELECT nme FROM city"}],
-         "template_hash": "scripted"},
+        {
+            "prompt": [{"role": "user", "content": "How many cities?"}],
+            "chosen": [{"role": "assistant", "content": RIGHT}],
+            "rejected": [{"role": "assistant", "content": "No idea."}],
+            "template_hash": "scripted",
+        },
+        {
+            "prompt": [{"role": "user", "content": "Name the cities."}],
+            "chosen": [{"role": "assistant", "content": "SELECT name FROM city"}],
+            "rejected": [{"role": "assistant", "content": "SELECT nme FROM city"}],
+            "template_hash": "scripted",
+        },
     ]
     (run / "export").mkdir()
     (run / "export" / "dpo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -55,8 +72,12 @@ def test_evaluate_base_and_adapter_then_report(tmp_path, capsys):
     run = make_run(tmp_path, [RIGHT])  # right on task 0, wrong on task 1
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    assert main(["evaluate", str(run), "--adapter", str(adapter), "--round", "1",
-                 "--label", "round_1"]) == 0
+    assert (
+        main(
+            ["evaluate", str(run), "--adapter", str(adapter), "--round", "1", "--label", "round_1"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "sql/execution_accuracy" in out and "base" in out and "round_1" in out
     base = json.loads((run / "eval" / "base.json").read_text())
@@ -102,10 +123,28 @@ def test_train_refuses_rows_of_another_template(tmp_path, capsys, tiny_model_dir
 @pytest.mark.slow
 def test_train_cli_writes_an_adapter_into_the_run(tmp_path, capsys, tiny_model_dir):
     run = make_run(tmp_path, [RIGHT])
-    rc = main(["train", str(run), "--model", str(tiny_model_dir), "--round", "1",
-               "--set", "train.max_steps=1", "--set", "train.batch_size=2",
-               "--set", "train.max_length=64", "--set", "train.lora_rank=4",
-               "--set", "train.loss_probe=0", "--set", "train.target_modules=[q_proj]"])
+    rc = main(
+        [
+            "train",
+            str(run),
+            "--model",
+            str(tiny_model_dir),
+            "--round",
+            "1",
+            "--set",
+            "train.max_steps=1",
+            "--set",
+            "train.batch_size=2",
+            "--set",
+            "train.max_length=64",
+            "--set",
+            "train.lora_rank=4",
+            "--set",
+            "train.loss_probe=0",
+            "--set",
+            "train.target_modules=[q_proj]",
+        ]
+    )
     assert rc == 0
     adapter = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert adapter == run / "train" / "round_1" / "adapter"

@@ -80,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--no-base needs --adapter; there is nothing else to evaluate")
     if args.adapter and not Path(args.adapter).is_dir():
         raise ConfigError(f"--adapter {args.adapter!r} is not a folder; give the adapter folder")
-    recipe_path = args.recipe or (folder / "recipe.yaml" if (folder / "recipe.yaml").is_file()
-                                  else None)
+    recipe_path = args.recipe or (
+        folder / "recipe.yaml" if (folder / "recipe.yaml").is_file() else None
+    )
     recipe = load_recipe(recipe_path)
     options = eval_options(args, recipe.evaluate)
     with RunStore(folder / STORE_NAME) as store:
@@ -116,8 +117,13 @@ def run(args: argparse.Namespace) -> int:
             results[args.label] = evaluate(tasks, policy, env_options, options, round=args.round)
         finally:
             policy.close()
-        write_result(results[args.label], eval_dir / f"{args.label}.json", args.label,
-                     adapter=args.adapter, round=args.round)
+        write_result(
+            results[args.label],
+            eval_dir / f"{args.label}.json",
+            args.label,
+            adapter=args.adapter,
+            round=args.round,
+        )
     print(f"{n} eval tasks; results in {eval_dir}", file=sys.stderr)
     print(format_table(side_by_side(results)))
     return 0

@@ -77,9 +77,12 @@ def run(args: argparse.Namespace) -> int:
         out = data.parent / "train"
     result = train(config, data, model, out, round=args.round, init_adapter=args.init_adapter)
     err = sys.stderr
-    print(f"trained {result.loss} on {result.rows} rows ({result.multi_turn_rows} multi-turn, "
-          f"{result.masked_tokens} observation tokens masked) for {result.steps} steps "
-          f"in {result.seconds:.0f}s on {result.device}", file=err)
+    print(
+        f"trained {result.loss} on {result.rows} rows ({result.multi_turn_rows} multi-turn, "
+        f"{result.masked_tokens} observation tokens masked) for {result.steps} steps "
+        f"in {result.seconds:.0f}s on {result.device}",
+        file=err,
+    )
     if result.loss_before is not None:
         print(f"probe loss: {result.loss_before:.4f} -> {result.loss_after:.4f}", file=err)
     print(f"result: {out / 'train_result.json'}", file=err)

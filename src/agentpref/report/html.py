@@ -79,8 +79,15 @@ def _label_bars(ax: Any, bars: Any, fmt: str = "{:g}") -> None:
     ax.margins(y=0.15)  # room for the labels above the tallest bar
     for b in bars:
         h = b.get_height()
-        ax.annotate(fmt.format(h), (b.get_x() + b.get_width() / 2, h), ha="center",
-                    va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+        ax.annotate(
+            fmt.format(h),
+            (b.get_x() + b.get_width() / 2, h),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
 
 
 # -- sections ------------------------------------------------------------------------------
@@ -113,17 +120,33 @@ def _yield(d: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(names) + 2), 3.2))
     bars = ax.bar(names, [100 * ys[n]["yield"] for n in names], color=NEUTRAL)
     for b, n in zip(bars, names, strict=True):
-        ax.annotate(f"{ys[n]['with_pair']}/{ys[n]['sampled']}",
-                    (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
-                    fontsize=8, xytext=(0, 2), textcoords="offset points")
+        ax.annotate(
+            f"{ys[n]['with_pair']}/{ys[n]['sampled']}",
+            (b.get_x() + b.get_width() / 2, b.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
     ax.set_ylabel("yield (%)")
     ax.set_ylim(0, 110)
     ax.set_title("Yield by source: tasks with a kept pair / tasks sampled")
     img = _img(fig, "yield by source")
     table = _table(
         ["source", "tasks", "sampled", "with pair", "yield", "pairs made", "pairs kept"],
-        [(n, v["tasks"], v["sampled"], v["with_pair"], f"{v['yield']:.1%}", v["pairs_made"],
-          v["pairs_kept"]) for n, v in ys.items()],
+        [
+            (
+                n,
+                v["tasks"],
+                v["sampled"],
+                v["with_pair"],
+                f"{v['yield']:.1%}",
+                v["pairs_made"],
+                v["pairs_kept"],
+            )
+            for n, v in ys.items()
+        ],
     )
     return img + table
 
@@ -137,10 +160,12 @@ def _strategies(d: dict[str, Any]) -> str:
     x = range(len(names))
     fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(names) + 2), 3.2))
     w = 0.38
-    b1 = ax.bar([i - w / 2 for i in x], [st[n]["made"] for n in names], w, label="made",
-                color="#bbbbbb")
-    b2 = ax.bar([i + w / 2 for i in x], [st[n]["kept"] for n in names], w, label="kept",
-                color=NEUTRAL)
+    b1 = ax.bar(
+        [i - w / 2 for i in x], [st[n]["made"] for n in names], w, label="made", color="#bbbbbb"
+    )
+    b2 = ax.bar(
+        [i + w / 2 for i in x], [st[n]["kept"] for n in names], w, label="kept", color=NEUTRAL
+    )
     _label_bars(ax, b1)
     _label_bars(ax, b2)
     ax.set_xticks(list(x), names)
@@ -180,8 +205,11 @@ def _rewards(d: dict[str, Any]) -> str:
         parts.append(_img(fig, "episode rewards"))
     if ps["chosen"]:
         fig, ax = plt.subplots(figsize=(7, 3.2))
-        _hist(ax, {"chosen": ps["chosen"], "rejected": ps["rejected"]},
-              {"chosen": CHOSEN, "rejected": REJECTED})
+        _hist(
+            ax,
+            {"chosen": ps["chosen"], "rejected": ps["rejected"]},
+            {"chosen": CHOSEN, "rejected": REJECTED},
+        )
         ax.set_xlabel("score")
         ax.set_ylabel("kept pairs")
         ax.set_title("Scores of the chosen and rejected sides of kept pairs")
@@ -240,8 +268,14 @@ def _drops(d: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(7, max(2.2, 0.45 * len(names) + 1)))
     bars = ax.barh(names, [drops[n] for n in names], color=REJECTED)
     for b in bars:
-        ax.annotate(f"{int(b.get_width())}", (b.get_width(), b.get_y() + b.get_height() / 2),
-                    va="center", fontsize=8, xytext=(3, 0), textcoords="offset points")
+        ax.annotate(
+            f"{int(b.get_width())}",
+            (b.get_width(), b.get_y() + b.get_height() / 2),
+            va="center",
+            fontsize=8,
+            xytext=(3, 0),
+            textcoords="offset points",
+        )
     ax.invert_yaxis()
     ax.set_xlabel("pairs dropped")
     ax.set_title("Drops by filter")
@@ -261,8 +295,15 @@ def _judge(d: dict[str, Any]) -> str:
     bottom = [0.0] * len(names)
     for verdict, color in (("chosen", CHOSEN), ("rejected", REJECTED), ("inconsistent", "#999")):
         vals = [groups[n].get(verdict, 0) for n in names]
-        ax.bar(names, vals, bottom=bottom, color=color, label=f"judge prefers {verdict}"
-               if verdict != "inconsistent" else "inconsistent (order flipped the verdict)")
+        ax.bar(
+            names,
+            vals,
+            bottom=bottom,
+            color=color,
+            label=f"judge prefers {verdict}"
+            if verdict != "inconsistent"
+            else "inconsistent (order flipped the verdict)",
+        )
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_ylabel("pairs judged")
     ax.set_title("Judge verdicts by strategy")
@@ -292,8 +333,11 @@ def _eval(d: dict[str, Any]) -> str:
         vals = [e["metrics"].get(env, {}).get(key) for e in evals]
         scale = 1.0 if env == "scienceworld" or key == "mean_reward" else 100.0
         heights = [(v or 0.0) * scale for v in vals]
-        bars = ax.bar(range(len(labels)), heights,
-                      color=[PALETTE[i % len(PALETTE)] for i in range(len(labels))])
+        bars = ax.bar(
+            range(len(labels)),
+            heights,
+            color=[PALETTE[i % len(PALETTE)] for i in range(len(labels))],
+        )
         _label_bars(ax, bars, "{:.1f}")
         ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
         ax.set_title(f"{env}: {key}" + (" (%)" if scale == 100.0 else ""))
@@ -317,17 +361,32 @@ def _training(d: dict[str, Any]) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for i, t in enumerate(runs):
-        ax.plot(range(1, len(t["losses"]) + 1), t["losses"], marker="." if len(t["losses"]) < 40
-                else None, color=PALETTE[i % len(PALETTE)],
-                label=f"round {t['round']} ({t['loss']}, {t['rows']} rows)")
+        ax.plot(
+            range(1, len(t["losses"]) + 1),
+            t["losses"],
+            marker="." if len(t["losses"]) < 40 else None,
+            color=PALETTE[i % len(PALETTE)],
+            label=f"round {t['round']} ({t['loss']}, {t['rows']} rows)",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_title("Training loss per step")
     ax.legend(fontsize=8)
     table = _table(
         ["folder", "round", "loss", "rows", "steps", "probe loss before", "after", "seconds"],
-        [(t["folder"], t["round"], t["loss"], t["rows"], t["steps"], t["loss_before"],
-          t["loss_after"], t["seconds"]) for t in d["training"]],
+        [
+            (
+                t["folder"],
+                t["round"],
+                t["loss"],
+                t["rows"],
+                t["steps"],
+                t["loss_before"],
+                t["loss_after"],
+                t["seconds"],
+            )
+            for t in d["training"]
+        ],
     )
     return _img(fig, "training loss") + table
 
@@ -360,8 +419,9 @@ def render(data: dict[str, Any]) -> str:
         body.append(f"<h2>{html.escape(title)}</h2>\n{content}")
     title = f"agentpref report: {html.escape(str(data.get('run', '')))}"
     return (
-        f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>"
-        f"<style>{CSS}</style></head><body>\n<h1>{title}</h1>\n" + "\n".join(body)
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{CSS}</style></head><body>\n<h1>{title}</h1>\n"
+        + "\n".join(body)
         + "\n</body></html>\n"
     )
 

@@ -35,8 +35,21 @@ log = logging.getLogger(__name__)
 #: Loss types TRL 1.16's DPOTrainer accepts (DPOConfig.loss_type).
 DPO_LOSSES = frozenset(
     {
-        "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
-        "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+        "sigmoid",
+        "hinge",
+        "ipo",
+        "exo_pair",
+        "nca_pair",
+        "robust",
+        "bco_pair",
+        "sppo_hard",
+        "aot",
+        "aot_unpaired",
+        "apo_zero",
+        "apo_down",
+        "discopop",
+        "sft",
+        "sigmoid_norm",
     }
 )
 #: Loss types TRL's KTOTrainer accepts (unpaired rows: prompt, completion, label).
@@ -136,9 +149,14 @@ def find_data(path: str | Path, loss: str = "dpo") -> Path:
         return p
     if p.is_dir():
         kto = TrainConfig(loss=loss).is_kto
-        names = ["kto.jsonl", "kto.parquet", "dpo.jsonl", "dpo.parquet"] if kto else [
-            "dpo.jsonl", "dpo.parquet",
-        ]
+        names = (
+            ["kto.jsonl", "kto.parquet", "dpo.jsonl", "dpo.parquet"]
+            if kto
+            else [
+                "dpo.jsonl",
+                "dpo.parquet",
+            ]
+        )
         for folder in (p / "export", p):
             for name in names:
                 if (folder / name).is_file():
@@ -217,9 +235,7 @@ def to_examples(rows: list[dict[str, Any]], kto: bool, name: str) -> list[dict[s
     return examples
 
 
-def check_template(
-    rows: list[dict[str, Any]], tokenizer_hash: str, model: str, name: str
-) -> int:
+def check_template(rows: list[dict[str, Any]], tokenizer_hash: str, model: str, name: str) -> int:
     """Raise ConfigError when rows were sampled under another chat template; count exempt rows."""
     hashes = Counter(str(row.get("template_hash") or "") for row in rows)
     exempt = EXEMPT_TEMPLATE_HASHES
@@ -492,8 +508,11 @@ def train(
     tok_hash = chat_template_hash(tokenizer)
     unchecked = check_template(rows, tok_hash, base_model, path.name)
     if unchecked:
-        log.info("%d of %d rows carry no template hash to check (scripted or unknown)",
-                 unchecked, len(rows))
+        log.info(
+            "%d of %d rows carry no template hash to check (scripted or unknown)",
+            unchecked,
+            len(rows),
+        )
 
     device = _resolve_device(config.device)
     trainer = build_trainer(config, examples, model_path, tokenizer, out_dir, device, init_adapter)
@@ -544,7 +563,12 @@ def train(
     (out_dir / "train_result.json").write_text(result.model_dump_json(indent=2) + "\n")
     log.info(
         "trained %s on %d rows for %d steps: probe loss %s -> %s; adapter in %s",
-        config.loss, result.rows, result.steps, loss_before, loss_after, adapter_dir,
+        config.loss,
+        result.rows,
+        result.steps,
+        loss_before,
+        loss_after,
+        adapter_dir,
     )
     return result
 

@@ -129,9 +129,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 kinds[r["kind"]].append(r)
             m["success_rate_by_kind"] = {k: _rate(v) for k, v in sorted(kinds.items())}
             m["n_by_kind"] = {k: len(v) for k, v in sorted(kinds.items())}
-            m["mean_of_kinds"] = round(
-                sum(m["success_rate_by_kind"].values()) / len(kinds), 4
-            )
+            m["mean_of_kinds"] = round(sum(m["success_rate_by_kind"].values()) / len(kinds), 4)
         elif env == "scienceworld":
             m["mean_score"] = round(sum(r["score"] for r in items) / len(items), 2)
             m["solved_rate"] = _rate(items)

@@ -137,9 +137,7 @@ class AssistantMaskCollator:
             key = f"{prefix}completion_mask"
             if key not in out:
                 continue
-            rows = [
-                self._full_mask(example, name) for name in names for example in examples
-            ]
+            rows = [self._full_mask(example, name) for name in names for example in examples]
             out[key] = out[key] * self._pad(rows, out[key])
         return out
 

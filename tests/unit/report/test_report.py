@@ -39,7 +39,7 @@ def parse(path: Path) -> Images:
 def pngs(srcs: list[str]) -> list[bytes]:
     prefix = "data:image/png;base64,"
     assert all(s.startswith(prefix) for s in srcs)
-    return [base64.b64decode(s[len(prefix):]) for s in srcs]
+    return [base64.b64decode(s[len(prefix) :]) for s in srcs]
 
 
 def build_run(run: Path) -> None:
@@ -51,58 +51,102 @@ def build_run(run: Path) -> None:
         eps = []
         for t in tasks[:5]:
             for k, score in enumerate((1.0, -0.5, 0.5)):
-                eps.append(Trajectory(
-                    id=f"{t.id}#r0#s{k}", task_id=t.id, policy="m",
-                    messages=messages(("user", "q"), ("assistant", "x" * (10 + 20 * k))),
-                    prompt_len=1, reward=Reward(total=score, breakdown={"valid": score > 0}),
-                ))
+                eps.append(
+                    Trajectory(
+                        id=f"{t.id}#r0#s{k}",
+                        task_id=t.id,
+                        policy="m",
+                        messages=messages(("user", "q"), ("assistant", "x" * (10 + 20 * k))),
+                        prompt_len=1,
+                        reward=Reward(total=score, breakdown={"valid": score > 0}),
+                    )
+                )
         store.add_episodes(eps)
         store.add_episodes([eps[0].model_copy(update={"id": "t#r0#t0"})], kind="teacher")
         pairs = []
         for i, t in enumerate(tasks[:5]):
-            pairs.append(Pair(
-                id=f"p{i}", task_id=t.id, source=t.source,
-                strategy="best-worst" if i < 3 else "gold",
-                prompt=messages(("user", "q")),
-                chosen=messages(("assistant", "SELECT " + "a" * (5 + 10 * i))),
-                rejected=messages(("assistant", "SELEC b"), ("user", "error"),
-                                  ("assistant", "SELECT c")),
-                chosen_score=1.0, rejected_score=-0.5 + 0.25 * (i % 2),
-            ))
+            pairs.append(
+                Pair(
+                    id=f"p{i}",
+                    task_id=t.id,
+                    source=t.source,
+                    strategy="best-worst" if i < 3 else "gold",
+                    prompt=messages(("user", "q")),
+                    chosen=messages(("assistant", "SELECT " + "a" * (5 + 10 * i))),
+                    rejected=messages(
+                        ("assistant", "SELEC b"), ("user", "error"), ("assistant", "SELECT c")
+                    ),
+                    chosen_score=1.0,
+                    rejected_score=-0.5 + 0.25 * (i % 2),
+                )
+            )
         store.add_pairs(pairs)
-        store.add_drops([("p4", 0, "margin", "margin 0.25 < 0.5 (min)"),
-                         ("p3", 0, "length", "chosen too long")])
-        store.add_judgements([
-            Judgement(pair_id="p0", judge="j", first="A", second="B", verdict="chosen"),
-            Judgement(pair_id="p1", judge="j", first="A", second="A", verdict="inconsistent"),
-            Judgement(pair_id="p2", judge="j", first="B", second="A", verdict="rejected"),
-        ])
+        store.add_drops(
+            [("p4", 0, "margin", "margin 0.25 < 0.5 (min)"), ("p3", 0, "length", "chosen too long")]
+        )
+        store.add_judgements(
+            [
+                Judgement(pair_id="p0", judge="j", first="A", second="B", verdict="chosen"),
+                Judgement(pair_id="p1", judge="j", first="A", second="A", verdict="inconsistent"),
+                Judgement(pair_id="p2", judge="j", first="B", second="A", verdict="rejected"),
+            ]
+        )
     (run / "stats.json").write_text(json.dumps({"yield": 0.6}))
     for label, rnd, acc in (("base", 0, 0.25), ("round_1", 1, 0.5)):
         (run / "eval").mkdir(exist_ok=True)
-        (run / "eval" / f"{label}.json").write_text(json.dumps({
-            "label": label, "round": rnd, "policy": "m", "tasks": 4,
-            "metrics": {"sql": {"n": 4, "mean_reward": 0.1, "execution_accuracy": acc},
-                        "dbbench": {"n": 2, "mean_reward": 0.0, "success_rate": acc / 2,
-                                    "success_rate_by_kind": {"query": acc}}},
-        }))
+        (run / "eval" / f"{label}.json").write_text(
+            json.dumps(
+                {
+                    "label": label,
+                    "round": rnd,
+                    "policy": "m",
+                    "tasks": 4,
+                    "metrics": {
+                        "sql": {"n": 4, "mean_reward": 0.1, "execution_accuracy": acc},
+                        "dbbench": {
+                            "n": 2,
+                            "mean_reward": 0.0,
+                            "success_rate": acc / 2,
+                            "success_rate_by_kind": {"query": acc},
+                        },
+                    },
+                }
+            )
+        )
     (run / "train" / "round_1").mkdir(parents=True)
-    (run / "train" / "round_1" / "train_result.json").write_text(json.dumps({
-        "round": 1, "loss": "dpo", "rows": 3, "steps": 3, "losses": [0.69, 0.5, 0.3],
-        "loss_before": 0.69, "loss_after": 0.3, "seconds": 12.0,
-    }))
+    (run / "train" / "round_1" / "train_result.json").write_text(
+        json.dumps(
+            {
+                "round": 1,
+                "loss": "dpo",
+                "rows": 3,
+                "steps": 3,
+                "losses": [0.69, 0.5, 0.3],
+                "loss_before": 0.69,
+                "loss_after": 0.3,
+                "seconds": 12.0,
+            }
+        )
+    )
 
 
 def test_collect_counts_from_the_store(tmp_path):
     build_run(tmp_path)
     d = collect(tmp_path)
     assert d["yield_by_source"]["spider"] == {
-        "tasks": 4, "sampled": 4, "with_pair": 3, "pairs_made": 4, "pairs_kept": 3, "yield": 0.75,
+        "tasks": 4,
+        "sampled": 4,
+        "with_pair": 3,
+        "pairs_made": 4,
+        "pairs_kept": 3,
+        "yield": 0.75,
     }
     assert d["yield_by_source"]["builtin"]["sampled"] == 1
     assert d["yield_by_source"]["builtin"]["with_pair"] == 0  # its only pair was dropped
-    assert d["pairs_by_strategy"] == {"best-worst": {"made": 3, "kept": 3},
-                                      "gold": {"made": 2, "kept": 0}}
+    assert d["pairs_by_strategy"] == {
+        "best-worst": {"made": 3, "kept": 3},
+        "gold": {"made": 2, "kept": 0},
+    }
     assert len(d["episode_scores"]["policy"]) == 15 and d["episode_scores"]["teacher"] == [1.0]
     assert d["drops_by_filter"] == {"length": 1, "margin": 1}
     # Length counts assistant characters only: the rejected side's 'error' is not the policy's.

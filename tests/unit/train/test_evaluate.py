@@ -37,10 +37,18 @@ def build_db(path: Path) -> Path:
 
 SQL_TASKS = [
     ("q1", "How many cities are there?", "SELECT count(*) FROM city", "SELECT count(id) FROM city"),
-    ("q2", "Which cities are in Peru?", "SELECT name FROM city WHERE country = 'Peru'",
-     "SELECT name FROM city"),
-    ("q3", "What is the largest population?", "SELECT max(pop) FROM city",
-     "SELECT max(pop) FROM city"),
+    (
+        "q2",
+        "Which cities are in Peru?",
+        "SELECT name FROM city WHERE country = 'Peru'",
+        "SELECT name FROM city",
+    ),
+    (
+        "q3",
+        "What is the largest population?",
+        "SELECT max(pop) FROM city",
+        "SELECT max(pop) FROM city",
+    ),
     ("q4", "List the countries.", "SELECT DISTINCT country FROM city", "SELEC country FROM"),
 ]
 # Scripted answers: q1 equivalent, q2 wrong rows, q3 identical, q4 a syntax error -> 2/4.
@@ -58,8 +66,13 @@ class Recording(ScriptedPolicy):
 
 def sql_tasks(db: Path) -> list[Task]:
     return [
-        Task(id=f"t:eval:{k}", source="t", split="eval", env="sql",
-             spec={"db_path": str(db), "gold_sql": gold, "question": q, "db_id": "cities"})
+        Task(
+            id=f"t:eval:{k}",
+            source="t",
+            split="eval",
+            env="sql",
+            spec={"db_path": str(db), "gold_sql": gold, "question": q, "db_id": "cities"},
+        )
         for k, q, gold, _ in SQL_TASKS
     ]
 
@@ -83,8 +96,12 @@ def test_sql_execution_accuracy_is_greedy_and_counts_failures(tmp_path):
     assert result.headline() == {"sql": 0.5}
     assert len(result.episodes) == 4 and result.episodes[0].id == "t:eval:q1#r0#e0"
     # limit keeps the first N tasks
-    assert evaluate(sql_tasks(db), Recording(fn=sql_reply), options=EvalOptions(limit=1)) \
-        .metrics["sql"]["execution_accuracy"] == 1.0
+    assert (
+        evaluate(sql_tasks(db), Recording(fn=sql_reply), options=EvalOptions(limit=1)).metrics[
+            "sql"
+        ]["execution_accuracy"]
+        == 1.0
+    )
 
 
 def test_missing_database_is_a_failed_task_not_a_skip(tmp_path):
@@ -104,13 +121,24 @@ def dbbench_tasks(db: Path) -> list[Task]:
         return Task(id=f"d:eval:{key}", source="d", split="eval", env="dbbench", spec=spec)
 
     return [
-        task("q1", "How many cities are in Peru?",
-             "SELECT count(*) FROM city WHERE country='Peru'"),
+        task(
+            "q1", "How many cities are in Peru?", "SELECT count(*) FROM city WHERE country='Peru'"
+        ),
         task("q2", "Which city is in Norway?", "SELECT name FROM city WHERE country='Norway'"),
-        task("i1", "Add the city Bergen (id 5) in Norway with 290000 people.",
-             "INSERT INTO city VALUES (5, 'Bergen', 'Norway', 290000)", "insert", "city"),
-        task("u1", "Double the population of Oslo.",
-             "UPDATE city SET pop = pop * 2 WHERE name = 'Oslo'", "update", "city"),
+        task(
+            "i1",
+            "Add the city Bergen (id 5) in Norway with 290000 people.",
+            "INSERT INTO city VALUES (5, 'Bergen', 'Norway', 290000)",
+            "insert",
+            "city",
+        ),
+        task(
+            "u1",
+            "Double the population of Oslo.",
+            "UPDATE city SET pop = pop * 2 WHERE name = 'Oslo'",
+            "update",
+            "city",
+        ),
     ]
 
 

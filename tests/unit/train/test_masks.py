@@ -47,9 +47,7 @@ def oracle(tokenizer, messages, first):
             assert text[pos : pos + len(END)] == END
             spans.append((at, pos + len(END)))
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    labels = [
-        int(any(a <= s and e <= b for a, b in spans)) for s, e in enc["offset_mapping"]
-    ]
+    labels = [int(any(a <= s and e <= b for a, b in spans)) for s, e in enc["offset_mapping"]]
     return enc["input_ids"], labels
 
 
@@ -111,8 +109,9 @@ def test_truncation_keeps_mask_aligned():
         "rejected_assistant_mask": [1, 1],
     }
     for mode, want_chosen in (("keep_start", [0, 0, 0, 1, 1, 0]), ("keep_end", [1, 1, 0, 0, 1])):
-        inner = DataCollatorForPreference(pad_token_id=0, max_length=6 if mode == "keep_start"
-                                          else 5, truncation_mode=mode)
+        inner = DataCollatorForPreference(
+            pad_token_id=0, max_length=6 if mode == "keep_start" else 5, truncation_mode=mode
+        )
         out = AssistantMaskCollator(inner, inner.max_length, mode)([example])
         assert out["completion_mask"][0].tolist()[: len(want_chosen)] == want_chosen
         assert out["input_ids"].shape == out["completion_mask"].shape
@@ -122,11 +121,22 @@ def test_kto_collator_masks_completion_and_kl():
     from trl.trainer.kto_trainer import DataCollatorForUnpairedPreference
 
     examples = [
-        {"prompt_ids": [1, 2], "completion_ids": [3, 4, 5], "completion_assistant_mask": [1, 0, 1],
-         "KL_completion_ids": [6], "KL_completion_assistant_mask": [1], "label": True},
-        {"prompt_ids": [7], "completion_ids": [6], "completion_assistant_mask": [1],
-         "KL_completion_ids": [3, 4, 5], "KL_completion_assistant_mask": [1, 0, 1],
-         "label": False},
+        {
+            "prompt_ids": [1, 2],
+            "completion_ids": [3, 4, 5],
+            "completion_assistant_mask": [1, 0, 1],
+            "KL_completion_ids": [6],
+            "KL_completion_assistant_mask": [1],
+            "label": True,
+        },
+        {
+            "prompt_ids": [7],
+            "completion_ids": [6],
+            "completion_assistant_mask": [1],
+            "KL_completion_ids": [3, 4, 5],
+            "KL_completion_assistant_mask": [1, 0, 1],
+            "label": False,
+        },
     ]
     out = AssistantMaskCollator(DataCollatorForUnpairedPreference(pad_token_id=0), None)(examples)
     assert out["completion_mask"].tolist() == [[0, 0, 1, 0, 1], [0, 1, 0, 0, 0]]

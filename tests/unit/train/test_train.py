@@ -34,9 +34,18 @@ def dpo_rows(template_hash: str = "scripted") -> list[dict]:
             "prompt": [{"role": "user", "content": q}],
             "chosen": [{"role": "assistant", "content": sql}],
             "rejected": [{"role": "assistant", "content": "I cannot answer that."}],
-            "id": f"p{i}", "task_id": f"t{i}", "source": "test", "round": 0,
-            "strategy": "best-worst", "chosen_score": 1.0, "rejected_score": -0.5, "margin": 1.5,
-            "policy": "scripted", "template_hash": template_hash, "sampling": "{}", "env": "sql",
+            "id": f"p{i}",
+            "task_id": f"t{i}",
+            "source": "test",
+            "round": 0,
+            "strategy": "best-worst",
+            "chosen_score": 1.0,
+            "rejected_score": -0.5,
+            "margin": 1.5,
+            "policy": "scripted",
+            "template_hash": template_hash,
+            "sampling": "{}",
+            "env": "sql",
         }
         for i, (q, sql) in enumerate(QUESTIONS)
     ]
@@ -44,13 +53,17 @@ def dpo_rows(template_hash: str = "scripted") -> list[dict]:
         {
             "prompt": [{"role": "user", "content": "Capital of Peru? Table: country."}],
             "chosen": [
-                {"role": "assistant",
-                 "content": "Action: Operation\n```sql\nSELECT capital FROM country\n```"},
+                {
+                    "role": "assistant",
+                    "content": "Action: Operation\n```sql\nSELECT capital FROM country\n```",
+                },
                 {"role": "user", "content": "[('Lima',)]"},
                 {"role": "assistant", "content": 'Action: Answer\nFinal Answer: ["Lima"]'},
             ],
             "rejected": [{"role": "assistant", "content": 'Action: Answer\nFinal Answer: ["x"]'}],
-            "id": "m", "task_id": "m", "template_hash": "",
+            "id": "m",
+            "task_id": "m",
+            "template_hash": "",
         }
     )
     return rows
@@ -65,10 +78,22 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 def kto_rows() -> list[dict]:
     out = []
     for r in dpo_rows():
-        out.append({"prompt": r["prompt"], "completion": r["chosen"], "label": True,
-                    "template_hash": "scripted"})
-        out.append({"prompt": r["prompt"], "completion": r["rejected"], "label": False,
-                    "template_hash": "scripted"})
+        out.append(
+            {
+                "prompt": r["prompt"],
+                "completion": r["chosen"],
+                "label": True,
+                "template_hash": "scripted",
+            }
+        )
+        out.append(
+            {
+                "prompt": r["prompt"],
+                "completion": r["rejected"],
+                "label": False,
+                "template_hash": "scripted",
+            }
+        )
     return out
 
 
@@ -146,8 +171,17 @@ def test_bad_trl_arguments_and_device_fail_before_training(tiny_model_dir, tmp_p
 
 # -- real runs on the tiny model -----------------------------------------------------------
 
-FAST = dict(max_steps=4, batch_size=2, lr=2e-3, max_length=80, lora_rank=8, lora_alpha=16,
-            lora_dropout=0.0, target_modules=["q_proj", "v_proj", "o_proj"], loss_probe=4)
+FAST = dict(
+    max_steps=4,
+    batch_size=2,
+    lr=2e-3,
+    max_length=80,
+    lora_rank=8,
+    lora_alpha=16,
+    lora_dropout=0.0,
+    target_modules=["q_proj", "v_proj", "o_proj"],
+    loss_probe=4,
+)
 
 
 def lora_b_norm(adapter: Path) -> float:
