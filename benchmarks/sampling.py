@@ -114,8 +114,13 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=256, help="agentpref rows per call")
     parser.add_argument("--token-budget", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     policy = TransformersPolicy(
         model=args.model,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class TransformersPolicy:
         top_k, repetition_penalty: extra sampling controls (off by default, so sampling is
             exactly temperature and top_p whatever the model's generation_config says).
         trust_remote_code, attn_implementation: passed to `from_pretrained`.
+        share_prefix: run each prompt once for its n replies and copy its KV cache (same
+            replies, less prompt compute).
     """
 
     def __init__(
@@ -72,11 +75,13 @@ class TransformersPolicy:
         repetition_penalty: float = 1.0,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
+        share_prefix: bool = True,
         **options: Any,
     ) -> None:
         if options:
             known = "device, dtype, batch_size, token_budget, merge_adapter, chat_template, "
-            known += "top_k, repetition_penalty, trust_remote_code, attn_implementation"
+            known += "top_k, repetition_penalty, trust_remote_code, attn_implementation, "
+            known += "share_prefix"
             raise ConfigError(
                 f"unknown transformers policy option(s) {', '.join(sorted(options))}; "
                 f"known: {known}"
@@ -109,6 +114,7 @@ class TransformersPolicy:
         self.token_budget = token_budget or (1 << 20 if self.device.type == "cuda" else 1 << 15)
         self.top_k = top_k
         self.repetition_penalty = repetition_penalty
+        self.share_prefix = share_prefix
 
         load_kwargs: dict[str, Any] = {"dtype": self.dtype, "trust_remote_code": trust_remote_code}
         if attn_implementation:
@@ -201,7 +207,9 @@ class TransformersPolicy:
         if self.device.type == "cuda":
             torch.cuda.manual_seed_all(sampling.seed)
         for chunk in self._chunks(rows, prompts, sampling.max_new_tokens):
-            texts = self._generate_chunk([prompts[i] for i, _ in chunk], sampling, greedy)
+            texts = self._generate_chunk(
+                [prompts[i] for i, _ in chunk], [i for i, _ in chunk], sampling, greedy
+            )
             results.update(zip(chunk, texts, strict=True))
         return [
             [results[(i, 0 if greedy else j)] for j in range(sampling.n)]
@@ -227,8 +235,9 @@ class TransformersPolicy:
         return chunks
 
     def _generate_chunk(
-        self, ids: list[list[int]], sampling: SamplingParams, greedy: bool
+        self, ids: list[list[int]], owners: list[int], sampling: SamplingParams, greedy: bool
     ) -> list[Completion]:
+        """Sample one reply per row; `owners[r]` is the prompt row r belongs to."""
         torch = _torch()
         pad = int(self.tokenizer.pad_token_id)
         width = max(len(x) for x in ids)
@@ -253,12 +262,14 @@ class TransformersPolicy:
                 top_p=sampling.top_p,
                 top_k=self.top_k,
             )
+        input_ids = input_ids.to(self.device)
+        attention = attention.to(self.device)
         with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=attention.to(self.device),
-                **kwargs,
-            )
+            if self.share_prefix and len(set(owners)) < len(owners):
+                cache = self._shared_prefill(input_ids, attention, owners)
+                if cache is not None:
+                    kwargs[self._cache_kwarg] = cache
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         new = out[:, width:].tolist()
         completions = []
         eos = set(self.eos_ids)
@@ -274,6 +285,50 @@ class TransformersPolicy:
                 )
             )
         return completions
+
+    def _shared_prefill(self, input_ids: Any, attention: Any, owners: list[int]) -> Any:
+        """KV cache of every row's prompt, computed once per distinct prompt of the chunk.
+
+        The n rows of a prompt are identical (same padding too), so the prompt is run once and
+        its cache rows are repeated; `generate` then only feeds each row's last prompt token.
+        Returns None (and stops trying) when this transformers version does not support it.
+        """
+        torch = _torch()
+        firsts: dict[int, int] = {}
+        for r, owner in enumerate(owners):
+            firsts.setdefault(owner, r)
+        unique = torch.tensor(list(firsts.values()), device=input_ids.device)
+        expand = torch.tensor([list(firsts).index(o) for o in owners], device=input_ids.device)
+        ids, mask = input_ids[unique, :-1], attention[unique, :-1]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        try:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+            self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                **{self._cache_kwarg: cache},
+            )
+            cache.batch_select_indices(expand)
+        except (TypeError, ValueError, AttributeError, NotImplementedError) as exc:
+            logger.warning("prompt prefix sharing is off for this model (%s)", exc)
+            self.share_prefix = False
+            return None
+        return cache
+
+    @property
+    def _cache_kwarg(self) -> str:
+        """transformers 5 calls the KV cache argument `cache`; earlier versions past_key_values."""
+        model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        forward = getattr(model, "forward", None)
+        try:
+            params = inspect.signature(forward).parameters if forward else {}
+        except (TypeError, ValueError):
+            params = {}
+        return "cache" if "cache" in params else "past_key_values"
 
     def template_hash(self) -> str:
         """First 16 hex digits of the sha256 of the chat template."""

@@ -67,6 +67,11 @@ def test_shapes_finish_reasons_and_seeded_determinism(policy: TransformersPolicy
             assert completion.tokens == 6
         assert "<|im_end|>" not in completion.text
     assert policy.generate(CONVS, sampling) == out
+    policy.share_prefix = False  # each row runs its own prompt: same draws, same replies
+    try:
+        assert policy.generate(CONVS, sampling) == out
+    finally:
+        policy.share_prefix = True
     other = policy.generate(CONVS, sampling.model_copy(update={"seed": 12}))
     assert other != out
     greedy = policy.generate(CONVS[:1], SamplingParams(n=3, temperature=0.0, max_new_tokens=6))
