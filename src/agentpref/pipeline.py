@@ -119,13 +119,13 @@ class Run:
         policy_config = recipe.policy
         if adapter is not None:
             policy_config = policy_config.model_copy(update={"adapter": adapter})
-        self.policy: Policy = policy if policy is not None else LazyPolicy(policy_config)
+        self.policy: Policy = policy if policy is not None else LazyPolicy(policy_config)  # type: ignore[assignment]
         self.teacher: Policy | None = teacher
         if self.teacher is None and recipe.teacher is not None:
-            self.teacher = LazyPolicy(recipe.teacher)
+            self.teacher = LazyPolicy(recipe.teacher)  # type: ignore[assignment]
         self.judge_policy = judge_policy
         if self.judge_policy is None and recipe.judge.enabled and recipe.judge.policy:
-            self.judge_policy = LazyPolicy(recipe.judge.policy)
+            self.judge_policy = LazyPolicy(recipe.judge.policy)  # type: ignore[assignment]
         self._write_meta()
 
     # -- folder bookkeeping ------------------------------------------------------------------

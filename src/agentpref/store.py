@@ -88,7 +88,7 @@ class RunStore:
             return db.total_changes - before
 
     def tasks(self, split: str | None = None, eval_only: bool | None = None) -> list[Task]:
-        sql, args = "SELECT data FROM tasks WHERE 1=1", []
+        sql, args = "SELECT data FROM tasks WHERE 1=1", list[Any]()
         if split is not None:
             sql += " AND split=?"
             args.append(split)
@@ -117,7 +117,7 @@ class RunStore:
     def episodes(
         self, task_id: str | None = None, round: int | None = None, kind: str | None = "policy"
     ) -> list[Trajectory]:
-        sql, args = "SELECT data FROM episodes WHERE 1=1", []
+        sql, args = "SELECT data FROM episodes WHERE 1=1", list[Any]()
         for col, val in (("task_id", task_id), ("round", round), ("kind", kind)):
             if val is not None:
                 sql += f" AND {col}=?"
@@ -141,7 +141,7 @@ class RunStore:
             return db.total_changes - before
 
     def pairs(self, round: int | None = None, strategy: str | None = None) -> list[Pair]:
-        sql, args = "SELECT data FROM pairs WHERE 1=1", []
+        sql, args = "SELECT data FROM pairs WHERE 1=1", list[Any]()
         if round is not None:
             sql += " AND round=?"
             args.append(round)

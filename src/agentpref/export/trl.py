@@ -20,6 +20,7 @@ from agentpref.records import Message, Pair
 log = logging.getLogger(__name__)
 
 STEP_STRATEGIES = {"turns", "steps"}
+_SCORE_KEYS = ("chosen_score", "rejected_score")
 
 
 def _msgs(messages: Sequence[Message]) -> list[dict[str, str]]:
@@ -81,7 +82,7 @@ def kto_rows(pairs: Iterable[Pair]) -> list[dict[str, Any]]:
                     "label": label,
                     "score": float(score),
                     "episode": episode,
-                    **{k: v for k, v in meta.items() if k not in ("chosen_score", "rejected_score")},
+                    **{k: v for k, v in meta.items() if k not in _SCORE_KEYS},
                 }
             )
     return rows

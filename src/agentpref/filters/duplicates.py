@@ -15,7 +15,7 @@ class DuplicateOptions(BaseModel):
 
 
 def _text(messages: list[Message], normalize: bool) -> list[tuple[str, str]]:
-    out = []
+    out: list[tuple[str, str]] = []
     for m in messages:
         content = " ".join(m.content.split()) if normalize else m.content
         out.append((m.role, content))

@@ -43,7 +43,9 @@ def guess_env():
 
 
 def tasks(n):
-    return [Task(id=f"g:{i}", source="test", env="guess-test", spec={"secret": i}) for i in range(n)]
+    return [
+        Task(id=f"g:{i}", source="test", env="guess-test", spec={"secret": i}) for i in range(n)
+    ]
 
 
 def test_first_turn_shares_prompt_with_n_and_later_turns_batch_all_live():
