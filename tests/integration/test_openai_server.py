@@ -76,3 +76,39 @@ def test_retry_after_the_server_is_stopped_and_restarted(tiny_server: Any) -> No
     assert not errors, errors
     assert len(result) == 1 and result[0][0].text
     assert policy.requests_sent >= 4
+
+
+def test_judge_through_the_real_server_asks_both_orders(tiny_server: Any) -> None:
+    """The pairwise judge on a real model: two requests per pair, in swapped order; the
+    verdict is 'chosen' or 'rejected' only when both orders agree, and the agreement
+    arithmetic matches the verdicts."""
+    from agentpref.judges.base import agreement
+    from agentpref.judges.pairwise import PairwiseJudge
+    from agentpref.records import Pair
+
+    def pair(i: int) -> Pair:
+        return Pair(
+            id=f"p{i}", task_id=f"t{i}", source="builtin" if i % 2 else "spider",
+            strategy="best-worst",
+            prompt=messages(("user", f"How many singers are there? (table singer, run {i})")),
+            chosen=messages(("assistant", "```sql\nSELECT count(*) FROM singer\n```")),
+            rejected=messages(("assistant", "```sql\nSELECT name FROM nowhere\n```")),
+            chosen_score=1.0, rejected_score=-0.5, meta={"env": "sql"},
+        )
+
+    pairs = [pair(i) for i in range(3)]
+    policy = make(tiny_server, concurrency=4)
+    judge = PairwiseJudge(policy, max_new_tokens=8, temperature=0.0)
+    judgements = judge.judge(pairs, {})
+    assert policy.requests_sent == 2 * len(pairs)
+    assert [j.pair_id for j in judgements] == ["p0", "p1", "p2"]
+    for j in judgements:
+        assert len(j.raw) == 2 and all(isinstance(r, str) for r in j.raw)
+        consistent = {("A", "B"): "chosen", ("B", "A"): "rejected"}
+        assert j.verdict == consistent.get((j.first, j.second), "inconsistent")
+    stats = agreement(judgements, pairs)
+    n_consistent = sum(j.verdict != "inconsistent" for j in judgements)
+    assert stats["consistency"] == pytest.approx(n_consistent / 3, abs=1e-4)
+    if n_consistent:
+        agree = sum(j.verdict == "chosen" for j in judgements)
+        assert stats["agreement"] == pytest.approx(agree / n_consistent, abs=1e-4)
