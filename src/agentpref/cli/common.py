@@ -17,7 +17,11 @@ def builtin_recipe_path(name: str) -> Path:
 
 
 def recipe_from_args(args: argparse.Namespace, default: str | None = None) -> Recipe:
-    path = getattr(args, "recipe", None) or (builtin_recipe_path(default) if default else None)
+    path = (
+        getattr(args, "recipe", None)
+        or getattr(args, "recipe_file", None)
+        or (builtin_recipe_path(default) if default else None)
+    )
     overrides = list(getattr(args, "overrides", []) or [])
     if getattr(args, "seed", None) is not None:
         overrides.append(f"seed={args.seed}")

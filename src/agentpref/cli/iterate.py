@@ -26,8 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from agentpref.iterate import iterate
 
-    if args.recipe_file and not args.recipe:
-        args.recipe = args.recipe_file
     recipe = recipe_from_args(args, default="quickstart")
     out = Path(args.out)
     summary = iterate(

@@ -23,8 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from agentpref.pipeline import Run
 
-    if args.recipe_file and not args.recipe:
-        args.recipe = args.recipe_file
     recipe = recipe_from_args(args, default="quickstart")
     out = Path(args.out)
     with Run(recipe, out, adapter=args.adapter, progress=not args.quiet) as r:
