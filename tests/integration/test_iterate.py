@@ -57,7 +57,8 @@ def test_two_rounds_train_evaluate_and_resume(tmp_path, spider_dir):
         eval_ids = {t.id for t in s.tasks(split="eval")}
         assert eval_ids and not eval_ids & {e.task_id for e in s.episodes()}
     assert rounds[0]["pairs_kept"] > 0 and rounds[1]["pairs_kept"] > 0
-    assert rounds[1]["train"]["rows"] == rounds[1]["pairs_kept"]
+    # rows whose prompt alone passes train.max_length are dropped by TRL, never added
+    assert 0 < rounds[1]["train"]["rows"] <= rounds[1]["pairs_kept"]
     labels = sorted(p.stem for p in (out / "eval").glob("*.json"))
     assert labels == ["base", "round_0", "round_1"]
     assert json.loads((out / "eval" / "base.json").read_text())["tasks"] == len(eval_ids)
