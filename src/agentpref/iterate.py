@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from agentpref.config import Recipe, validate_options
-from agentpref.pipeline import Run
-from agentpref.policies.base import Policy, make_policy
+from agentpref.pipeline import LazyPolicy, Run
+from agentpref.policies.base import Policy
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ def iterate(
     def make(adapter: str | None) -> Policy:
         if policy_factory is not None:
             return policy_factory(adapter)  # type: ignore[no-any-return]
-        return make_policy(recipe.policy.model_copy(update={"adapter": adapter}))
+        # Lazy: a resumed round with nothing left to sample never loads the model.
+        return LazyPolicy(recipe.policy.model_copy(update={"adapter": adapter}))  # type: ignore[return-value]
 
     for r in range(n_rounds):
         policy = make(adapter)
@@ -112,12 +113,17 @@ def iterate(
                 evals.append(_evaluate(run, policy, "base", None, 0))
             trained = _train(run, r, adapter)
             new_adapter = trained.get("adapter")
+            label = f"round_{r}"
             if has_eval and new_adapter and new_adapter != adapter:
-                after = make(new_adapter)
-                try:
-                    evals.append(_evaluate(run, after, f"round_{r}", new_adapter, r))
-                finally:
-                    after.close()
+                done = run.store.marked("eval", label)
+                if done:
+                    evals.append(dict(done))
+                else:
+                    after = make(new_adapter)
+                    try:
+                        evals.append(_evaluate(run, after, label, new_adapter, r))
+                    finally:
+                        after.close()
             adapter = new_adapter
             summary["rounds"].append(
                 {"round": r, "pairs_kept": kept, "train": trained, "eval": evals}
