@@ -66,6 +66,6 @@ def test_two_rounds_train_evaluate_and_resume(tmp_path, spider_dir):
     made.clear()
     again = iterate(recipe, out, policy_factory=factory, progress=False)
     assert [r["train"]["adapter"] for r in again["rounds"]] == [adapter0, adapter1]
-    assert made == [None, adapter0]  # policies built, but no new episodes
+    assert made == [None, adapter0], made  # policies built, but no new episodes
     with RunStore(out / "store.sqlite") as s:
         assert len(s.episodes()) == len({e.id for e in s.episodes()})

@@ -33,11 +33,16 @@ def run(args: argparse.Namespace) -> int:
     )
     for r in summary["rounds"]:
         train = r["train"]
-        loss = (
-            f"loss {train.get('first_loss')} -> {train.get('last_loss')}"
-            if train.get("steps")
-            else train.get("skipped", "")
-        )
+        if train.get("steps"):
+            before, after = train.get("loss_before"), train.get("loss_after")
+            probe = (
+                f", probe loss {before:.3f} -> {after:.3f}"
+                if before is not None and after is not None
+                else ""
+            )
+            loss = f"{train['rows']} rows, {train['steps']} steps{probe}"
+        else:
+            loss = train.get("skipped", "")
         evals = "; ".join(
             f"{e['label']}: " + ", ".join(f"{k} {v:.3f}" for k, v in e.items()
                                            if isinstance(v, float))
