@@ -103,6 +103,50 @@ def test_gold_paths_succeed_on_mysql_and_sqlite(imported):
     )
 
 
+def test_table_names_take_their_own_case_outside_literals_and_quoted_names():
+    from agentpref.envs.sql.mysql_engine import match_table_case
+
+    sql = (
+        "SELECT major FROM student AS T1 JOIN has_pet ON T1.stuid = has_pet.stuid "
+        "WHERE name = 'student' AND x = \"has_pet\" AND `student` = 1e5 AND y = 'it''s pets'"
+    )
+    assert match_table_case(sql, ["Student", "Has_Pet", "Pets"]) == (
+        "SELECT major FROM Student AS T1 JOIN Has_Pet ON T1.stuid = Has_Pet.stuid "
+        "WHERE name = 'student' AND x = \"has_pet\" AND `student` = 1e5 AND y = 'it''s pets'"
+    )
+    assert match_table_case("select 1 from t", []) == "select 1 from t"
+
+
+@requires_mysql
+def test_spider_gold_in_another_case_is_played_in_the_tables_case_on_mysql():
+    # Spider's pets_1 gold writes `student` for its `Student` table: MySQL on Linux (as the
+    # benchmark runs it) rejects that, so the gold path plays the statement in the table's case.
+    from agentpref.tasks.sources.spider import load_spider
+
+    loaded = load_spider(
+        SourceConfig(name="spider", path=str(REPO.parent / "shared" / "data" / "spider"),
+                     split="dev", env="dbbench")
+    ).tasks
+    task = next(t for t in loaded if t.spec["db_id"] == "pets_1" and " student " in
+                t.spec["gold_sql"] + " " and "Student" not in t.spec["gold_sql"])
+    env = DBBenchEnv(engine="mysql")
+    try:
+        script = env.gold_replies(task)
+    finally:
+        env.close()
+    assert callable(script)
+    first = script([], 0)
+    assert "FROM Student" in first and "FROM student" not in first
+    assert "student" in task.spec["gold_sql"]  # the task itself is unchanged
+
+    def fn(conv, _i):
+        return script(conv, turns_played(conv))
+
+    (episode,) = play(scripted(fn), [(task, 0)], SamplingParams(), MYSQL)
+    assert episode.reward.breakdown["success"] is True
+    assert "doesn't exist" not in episode.messages[3].content
+
+
 @requires_mysql
 def test_cli_import_and_verify_gold_print_json_lines(records_file, tmp_path, capsys):
     out = tmp_path / "cli"

@@ -762,10 +762,22 @@ class DBBenchEnv(Environment):
         recorded = normalise_md5(spec.get("answer_md5"))
         if recorded is not None:
             return recorded
-        run, hashed = self._gold_on_mysql(self.task, spec["gold_sql"], hash_table=self.table)
+        gold_sql = self.engine_gold_sql(self.task, spec["gold_sql"])
+        run, hashed = self._gold_on_mysql(self.task, gold_sql, hash_table=self.table)
         if run.error is not None:
             raise DataError(f"task {self.task.id}: gold statement fails on MySQL: {run.error}")
         return hashed
+
+    def engine_gold_sql(self, task: Task, sql: str) -> str:
+        """The gold statement as it must be written for this env's engine: on MySQL, table
+        names in their own case (Spider writes `student` for `Student`, which MySQL on Linux
+        rejects). An imported benchmark record keeps its statement as the benchmark plays it."""
+        if self.engine != "mysql" or task.eval_only or not sql:
+            return sql
+        from agentpref.envs.sql.mysql_engine import match_table_case, source_tables
+
+        names = [name for name, _, _ in source_tables(Path(task.spec["db_path"]))]
+        return match_table_case(sql, names)
 
     def _gold_on_mysql(
         self, task: Task, sql: str, hash_table: str | None = None
@@ -816,7 +828,7 @@ class DBBenchEnv(Environment):
         that fails on MySQL falls back to its result on the task's SQLite file)."""
         spec = task.spec
         if self.engine == "mysql":
-            run, _ = self._gold_on_mysql(task, gold_sql)
+            run, _ = self._gold_on_mysql(task, self.engine_gold_sql(task, gold_sql))
             if run.error is None:
                 return gold_answer(list(run.rows))
             log.warning(
@@ -896,7 +908,7 @@ class DBBenchEnv(Environment):
         expert = super().gold_replies(task)
         if expert is not None:
             return expert
-        gold_sql = str(task.spec.get("gold_sql") or "")
+        gold_sql = self.engine_gold_sql(task, str(task.spec.get("gold_sql") or ""))
         answer = task.spec.get("answer")
         if not gold_sql:
             if not isinstance(answer, list):

@@ -70,6 +70,56 @@ def hash_query(table: str, columns: Sequence[str]) -> str:
     )
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_NUMBER = re.compile(r"[0-9][0-9A-Za-z_.]*")
+
+
+def match_table_case(sql: str, tables: Sequence[str]) -> str:
+    """`sql` with every bare word that names a table in another case written in the table's
+    own case, outside string literals and quoted identifiers.
+
+    MySQL on Linux (as the benchmark runs it) matches table names case-sensitively, so Spider's
+    `FROM student` fails on its `Student` table; SQLite does not care. Column names are
+    case-insensitive in MySQL and an alias is renamed everywhere it occurs, so rewriting a word
+    that also names a column or an alias changes nothing else.
+    """
+    by_lower = {t.lower(): t for t in tables}
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"`":
+            j = i + 1
+            while j < n:
+                if sql[j] == "\\" and c != "`":
+                    j += 2
+                    continue
+                if sql[j] == c:
+                    if j + 1 < n and sql[j + 1] == c:  # a doubled quote inside
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(sql[i : j + 1])
+            i = j + 1
+            continue
+        m = _WORD.match(sql, i)
+        if m:
+            word = m.group(0)
+            out.append(by_lower.get(word.lower(), word))
+            i = m.end()
+            continue
+        if c.isdigit():  # a number such as 1e5 or 0x1f is not a word
+            num = _NUMBER.match(sql, i)
+            assert num is not None
+            out.append(num.group(0))
+            i = num.end()
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 _HEX = re.compile(r"[0-9a-fA-F]{32}")
 
 
