@@ -111,6 +111,9 @@ def iterate(
             has_eval = evaluate and bool(_eval_tasks(run))
             if has_eval and r == 0:
                 evals.append(_evaluate(run, policy, "base", None, 0))
+            # Training loads its own copy of the model: free the sampling one first (a 0.5B
+            # in float32 is 2.5 GB; holding both ran a 24 GiB machine out of memory).
+            policy.close()
             trained = _train(run, r, adapter)
             new_adapter = trained.get("adapter")
             label = f"round_{r}"

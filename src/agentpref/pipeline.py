@@ -88,8 +88,10 @@ class LazyPolicy:
         return bool(getattr(self.policy, "reproducible", True))
 
     def close(self) -> None:
+        """Free the model; the next use loads it again."""
         if self._policy is not None:
             self._policy.close()
+            self._policy = None
 
 
 def package_versions() -> dict[str, str]:

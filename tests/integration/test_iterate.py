@@ -69,3 +69,41 @@ def test_two_rounds_train_evaluate_and_resume(tmp_path, spider_dir):
     assert made == [None, adapter0], made  # policies built, but no new episodes
     with RunStore(out / "store.sqlite") as s:
         assert len(s.episodes()) == len({e.id for e in s.episodes()})
+
+
+def test_the_sampling_model_is_freed_before_training(tmp_path, spider_dir, monkeypatch):
+    # Training loads its own copy of the model; keeping the sampling one as well ran the
+    # pair-quality benchmark (a 0.5B, float32) out of memory on a 24 GiB machine.
+    import agentpref.iterate as iterate_mod
+
+    golds = gold_lookup(spider_dir)
+    recipe = recipe_from_dict({
+        "tasks": {"sources": [{"name": "spider", "path": str(spider_dir), "split": "dev",
+                               "count": 6}]},
+        "policy": {"backend": "scripted"},
+        "sampling": {"k": 2, "max_samples": 2},
+        "rounds": 2,
+        "export": {"parquet": False},
+    })
+
+    class Closable(ScriptedPolicy):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    made: list[Closable] = []
+
+    def factory(adapter):
+        made.append(Closable(model="scripted", adapter=adapter, fn=wrong_or_gold(golds)))
+        return made[-1]
+
+    at_train: list[bool] = []
+
+    def fake_train(run, round, adapter):
+        at_train.append(made[-1].closed)
+        return {}
+
+    monkeypatch.setattr(iterate_mod, "_train", fake_train)
+    iterate(recipe, tmp_path / "run", policy_factory=factory, progress=False, evaluate=False)
+    assert at_train == [True, True]
