@@ -85,11 +85,23 @@ def recipe(args: argparse.Namespace, size: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def heldout(run: Any, size: dict[str, Any]) -> list[Any]:
-    """The fixed held-out set: the first N single-turn and M DB Bench tasks, store order."""
-    tasks = run.store.tasks(split="eval")
-    sql = [t for t in tasks if t.env == "sql"][: size["heldout_sql"]]
-    dbb = [t for t in tasks if t.env == "dbbench"][: size["heldout_dbbench"]]
+def heldout(run: Any, size: dict[str, Any], recipe_dict: dict[str, Any]) -> list[Any]:
+    """The fixed held-out set: N single-turn and M DB Bench-protocol tasks drawn (seeded) from
+    every dev question on the run's held-out databases, not only the few the run itself sampled.
+    No database a training task uses is ever in it."""
+    from agentpref.config import TasksConfig
+    from agentpref.records import stable_hash
+    from agentpref.tasks.build import build_tasks
+    from agentpref.tasks.text import group_of
+
+    held = {g for t in run.store.tasks(split="eval") if (g := group_of(t))}
+    trained = {g for t in run.train_tasks() if (g := group_of(t))}
+    sources = [{**src, "count": None} for src in recipe_dict["tasks"]["sources"]]
+    built = build_tasks(TasksConfig.model_validate({"sources": sources}), recipe_dict["seed"])
+    pool = [t for t in built.train + built.eval if group_of(t) in held - trained]
+    pool.sort(key=lambda t: stable_hash(recipe_dict["seed"], "heldout", t.id))
+    sql = [t for t in pool if t.env == "sql"][: size["heldout_sql"]]
+    dbb = [t for t in pool if t.env == "dbbench"][: size["heldout_dbbench"]]
     return sql + dbb
 
 
@@ -122,15 +134,26 @@ def evaluate_all(run: Any, recipe_obj: Any, tasks: list[Any], adapters: dict[str
         max_new_tokens=recipe_obj.sampling.max_new_tokens, max_turns=8, batch_size=32
     )
     results: dict[str, Any] = {}
+    ids = [t.id for t in tasks]
     for label, adapter in adapters.items():
+        done = out / "heldout" / f"{label}.json"
+        if done.exists():  # a resumed run: the same tasks and adapter were evaluated already
+            old = json.loads(done.read_text())
+            if old.get("task_ids") == ids and old.get("adapter") == adapter:
+                results[label] = {"metrics": old["metrics"], "seconds": old.get("seconds")}
+                continue
         start = time.perf_counter()
         policy = make_policy(recipe_obj.policy.model_copy(update={"adapter": adapter}))
         try:
             result = evaluate(tasks, policy, recipe_obj.envs, options)
         finally:
             policy.close()
-        write_result(result, out / "heldout" / f"{label}.json", label, adapter=adapter)
-        results[label] = {"metrics": result.metrics, "seconds": round(time.perf_counter() - start)}
+        seconds = round(time.perf_counter() - start)
+        write_result(result, done, label, adapter=adapter)
+        record = json.loads(done.read_text())
+        record.update(task_ids=ids, seconds=seconds)
+        done.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        results[label] = {"metrics": result.metrics, "seconds": seconds}
     return results
 
 
@@ -168,7 +191,8 @@ def main() -> None:
     from agentpref.pipeline import Run
     from agentpref.train.dpo import TrainConfig, train
 
-    recipe_obj = recipe_from_dict(recipe(args, size), "pair_quality")
+    recipe_dict = recipe(args, size)
+    recipe_obj = recipe_from_dict(recipe_dict, "pair_quality")
     run_dir = out / "run"
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -181,7 +205,7 @@ def main() -> None:
             adapters[f"round_{r['round']}"] = r["train"]["adapter"]
 
     with Run(recipe_obj, run_dir, progress=False) as run:
-        tasks = heldout(run, size)
+        tasks = heldout(run, size, recipe_dict)
         control = length_pairs(run, rounds[0]["pairs_kept"], args.seed)
     from agentpref.export.trl import export_dpo
 
@@ -189,11 +213,16 @@ def main() -> None:
     if control:
         (path,) = [p for p in export_dpo(control, control_dir, parquet=False)
                    if p.suffix == ".jsonl"]
-        start = time.perf_counter()
-        config = TrainConfig.model_validate(recipe_obj.train or {})
-        result = train(config, path, recipe_obj.policy.model, control_dir / "train")
-        timings["control train"] = round(time.perf_counter() - start)
-        adapters["control"] = result.adapter_path
+        marker = control_dir / "train" / "control.json"
+        if marker.exists() and json.loads(marker.read_text()).get("pairs") == len(control):
+            adapters["control"] = json.loads(marker.read_text())["adapter"]  # resumed
+        else:
+            start = time.perf_counter()
+            config = TrainConfig.model_validate(recipe_obj.train or {})
+            result = train(config, path, recipe_obj.policy.model, control_dir / "train")
+            timings["control train"] = round(time.perf_counter() - start)
+            adapters["control"] = result.adapter_path
+            marker.write_text(json.dumps({"pairs": len(control), "adapter": result.adapter_path}))
 
     start = time.perf_counter()
     evals = evaluate_all(run, recipe_obj, tasks, adapters, out)
