@@ -16,7 +16,7 @@ The experiment (fixed and documented, so its figures can be compared between run
   evaluated the same way. A gain that the control also shows is a length/format effect, not
   what the verifier's pairs taught.
 
-    python benchmarks/pair_quality.py --quick                 # 0.5B, ~40 min on 2 cores
+    python benchmarks/pair_quality.py --quick                 # 0.5B, about 75 min on 2 cores
     python benchmarks/pair_quality.py --model qwen2.5-coder-1.5b
     python benchmarks/pair_quality.py --quick --engine vllm   # sample with the vLLM engine
 
@@ -172,7 +172,7 @@ def row(label: str, metrics: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the ~40-minute size (0.5B)")
+    parser.add_argument("--quick", action="store_true", help="0.5B, about 75 min on 2 cores")
     parser.add_argument("--smoke", action="store_true", help="a minutes-long plumbing check")
     parser.add_argument("--model", default=None, help="policy model (default by size)")
     parser.add_argument("--engine", default="transformers", help="transformers or vllm")
