@@ -38,12 +38,13 @@ DATA = HERE.parent.parent / "shared" / "data"
 SIZES = {
     # a plumbing check of the whole experiment in minutes (with --model default)
     "smoke": {"spider": 6, "sparc": 2, "cosql": 2, "dbbench": 4, "k": 2, "tokens": 32,
-              "heldout_sql": 4, "heldout_dbbench": 2},
-    # tasks per source (before the held-out split), k, new tokens, held-out tasks per protocol
+              "heldout_sql": 4, "heldout_dbbench": 2, "operations": 3, "probe": 2},
+    # tasks per source (before the held-out split), k, new tokens, held-out tasks per protocol,
+    # DB Bench operations per episode (the benchmark allows 15), loss-probe rows per training
     "quick": {"spider": 16, "sparc": 4, "cosql": 4, "dbbench": 6, "k": 4, "tokens": 128,
-              "heldout_sql": 30, "heldout_dbbench": 10},
+              "heldout_sql": 30, "heldout_dbbench": 10, "operations": 5, "probe": 4},
     "full": {"spider": 120, "sparc": 40, "cosql": 40, "dbbench": 40, "k": 8, "tokens": 256,
-             "heldout_sql": 120, "heldout_dbbench": 40},
+             "heldout_sql": 120, "heldout_dbbench": 40, "operations": 15, "probe": 32},
 }
 
 
@@ -67,7 +68,11 @@ def recipe(args: argparse.Namespace, size: dict[str, Any]) -> dict[str, Any]:
         "tasks": {"sources": sources, "heldout_fraction": 0.3},
         "policy": policy,
         # the 0.5B explains step by step and runs out of tokens otherwise (see envs/sql/single.py)
-        "envs": {"sql": {"instruction": "sql-only"}},
+        "envs": {"sql": {"instruction": "sql-only"},
+                 # the quick size caps DB Bench episodes at 5 operations (the benchmark: 15): the
+                 # 0.5B either answers within two turns or loops to the cap, and the loops were
+                 # most of its sampling time
+                 "dbbench": {"max_operations": size["operations"]}},
         "sampling": {"k": size["k"], "temperature": 1.0, "top_p": 0.95,
                      "max_new_tokens": size["tokens"], "max_samples": size["k"],
                      "episodes_per_batch": 32},
@@ -80,7 +85,10 @@ def recipe(args: argparse.Namespace, size: dict[str, Any]) -> dict[str, Any]:
         # batches of 4 as one row at a time, 4 accumulated: the same update, a quarter of the
         # logits in memory (Qwen's 151,936-token vocabulary makes 4 x 2 x 1024 of them 5 GB)
         "train": {"loss": "dpo", "beta": 0.1, "lora_rank": 16, "epochs": 1, "batch_size": 1,
-                  "grad_accum": 4, "max_length": 1024, "lr": 5.0e-5},
+                  "grad_accum": 4, "max_length": 1024, "lr": 5.0e-5,
+                  # the probe runs policy and reference over its rows before and after training:
+                  # on all 14 rows of a quick round it doubled the training time
+                  "loss_probe": size["probe"]},
         "export": {"formats": ["dpo"], "parquet": False},
     }
 
@@ -125,14 +133,24 @@ def length_pairs(run: Any, count: int, seed: int) -> list[Any]:
     return pairs[:count]
 
 
+def eval_options(recipe_obj: Any) -> Any:
+    """Greedy, the sampling's token limit, and one turn more than DB Bench's operations, so the
+    environment's own limit ends (and scores) an episode: a cut by the rollout's turn limit
+    would score 0 and record no operations."""
+    from agentpref.train.evaluate import EvalOptions
+
+    operations = recipe_obj.envs.get("dbbench", {}).get("max_operations", 15)
+    return EvalOptions(
+        max_new_tokens=recipe_obj.sampling.max_new_tokens, max_turns=operations + 1, batch_size=32
+    )
+
+
 def evaluate_all(run: Any, recipe_obj: Any, tasks: list[Any], adapters: dict[str, str | None],
                  out: Path) -> dict[str, Any]:
     from agentpref.policies.base import make_policy
-    from agentpref.train.evaluate import EvalOptions, evaluate, write_result
+    from agentpref.train.evaluate import evaluate, write_result
 
-    options = EvalOptions(
-        max_new_tokens=recipe_obj.sampling.max_new_tokens, max_turns=8, batch_size=32
-    )
+    options = eval_options(recipe_obj)
     results: dict[str, Any] = {}
     ids = [t.id for t in tasks]
     for label, adapter in adapters.items():
@@ -180,6 +198,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    begun = time.perf_counter()
     size_name = "smoke" if args.smoke else "quick" if args.quick else "full"
     size = SIZES[size_name]
     args.model = args.model or ("qwen2.5-coder-0.5b" if args.quick else "qwen2.5-coder-1.5b")
@@ -199,6 +218,13 @@ def main() -> None:
     summary = iterate(recipe_obj, run_dir, evaluate=False, progress=True)
     timings["sample+pair+train (2 rounds)"] = round(time.perf_counter() - start)
     rounds = summary["rounds"]
+    stages = summary.get("stats", {}).get("timing", {}).get("stages", {})
+    for r in rounds:
+        sample = stages.get(f"sample@{r['round']}", {}).get("seconds")
+        if sample is not None:
+            timings[f"round {r['round']} sampling"] = round(sample)
+        if r["train"].get("seconds") is not None:
+            timings[f"round {r['round']} training"] = round(r["train"]["seconds"])
     adapters: dict[str, str | None] = {"base": None}
     for r in rounds:
         if r["train"].get("adapter"):
@@ -227,7 +253,10 @@ def main() -> None:
     start = time.perf_counter()
     evals = evaluate_all(run, recipe_obj, tasks, adapters, out)
     timings["held-out evaluation"] = round(time.perf_counter() - start)
+    for label, e in evals.items():
+        timings[f"evaluation {label}"] = e["seconds"]
 
+    timings["total (this invocation)"] = round(time.perf_counter() - begun)
     report = {
         "size": size_name, "model": args.model, "engine": args.engine, "seed": args.seed,
         "held_out_tasks": {"sql": sum(t.env == "sql" for t in tasks),
