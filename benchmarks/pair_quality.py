@@ -37,14 +37,44 @@ DATA = HERE.parent.parent / "shared" / "data"
 
 SIZES = {
     # a plumbing check of the whole experiment in minutes (with --model default)
-    "smoke": {"spider": 6, "sparc": 2, "cosql": 2, "dbbench": 4, "k": 2, "tokens": 32,
-              "heldout_sql": 4, "heldout_dbbench": 2, "operations": 3, "probe": 2},
+    "smoke": {
+        "spider": 6,
+        "sparc": 2,
+        "cosql": 2,
+        "dbbench": 4,
+        "k": 2,
+        "tokens": 32,
+        "heldout_sql": 4,
+        "heldout_dbbench": 2,
+        "operations": 3,
+        "probe": 2,
+    },
     # tasks per source (before the held-out split), k, new tokens, held-out tasks per protocol,
     # DB Bench operations per episode (the benchmark allows 15), loss-probe rows per training
-    "quick": {"spider": 16, "sparc": 4, "cosql": 4, "dbbench": 6, "k": 4, "tokens": 128,
-              "heldout_sql": 30, "heldout_dbbench": 10, "operations": 5, "probe": 4},
-    "full": {"spider": 120, "sparc": 40, "cosql": 40, "dbbench": 40, "k": 8, "tokens": 256,
-             "heldout_sql": 120, "heldout_dbbench": 40, "operations": 15, "probe": 32},
+    "quick": {
+        "spider": 16,
+        "sparc": 4,
+        "cosql": 4,
+        "dbbench": 6,
+        "k": 4,
+        "tokens": 128,
+        "heldout_sql": 30,
+        "heldout_dbbench": 10,
+        "operations": 5,
+        "probe": 4,
+    },
+    "full": {
+        "spider": 120,
+        "sparc": 40,
+        "cosql": 40,
+        "dbbench": 40,
+        "k": 8,
+        "tokens": 256,
+        "heldout_sql": 120,
+        "heldout_dbbench": 40,
+        "operations": 15,
+        "probe": 32,
+    },
 }
 
 
@@ -53,12 +83,27 @@ def recipe(args: argparse.Namespace, size: dict[str, Any]) -> dict[str, Any]:
     db = str(args.data / "spider" / "database")
     sources = [
         {"name": "spider", "path": spider, "split": "dev", "count": size["spider"]},
-        {"name": "sparc", "path": str(args.data / "sparc"), "split": "dev",
-         "count": size["sparc"], "options": {"database_dir": db}},
-        {"name": "cosql", "path": str(args.data / "cosql"), "split": "dev",
-         "count": size["cosql"], "options": {"database_dir": db}},
-        {"name": "spider", "path": spider, "split": "dev", "count": size["dbbench"],
-         "env": "dbbench"},
+        {
+            "name": "sparc",
+            "path": str(args.data / "sparc"),
+            "split": "dev",
+            "count": size["sparc"],
+            "options": {"database_dir": db},
+        },
+        {
+            "name": "cosql",
+            "path": str(args.data / "cosql"),
+            "split": "dev",
+            "count": size["cosql"],
+            "options": {"database_dir": db},
+        },
+        {
+            "name": "spider",
+            "path": spider,
+            "split": "dev",
+            "count": size["dbbench"],
+            "env": "dbbench",
+        },
     ]
     policy: dict[str, Any] = {"backend": args.engine, "model": args.model}
     return {
@@ -68,27 +113,46 @@ def recipe(args: argparse.Namespace, size: dict[str, Any]) -> dict[str, Any]:
         "tasks": {"sources": sources, "heldout_fraction": 0.3},
         "policy": policy,
         # the 0.5B explains step by step and runs out of tokens otherwise (see envs/sql/single.py)
-        "envs": {"sql": {"instruction": "sql-only"},
-                 # the quick size caps DB Bench episodes at 5 operations (the benchmark: 15): the
-                 # 0.5B either answers within two turns or loops to the cap, and the loops were
-                 # most of its sampling time
-                 "dbbench": {"max_operations": size["operations"]}},
-        "sampling": {"k": size["k"], "temperature": 1.0, "top_p": 0.95,
-                     "max_new_tokens": size["tokens"], "max_samples": size["k"],
-                     "episodes_per_batch": 32},
+        "envs": {
+            "sql": {"instruction": "sql-only"},
+            # the quick size caps DB Bench episodes at 5 operations (the benchmark: 15): the
+            # 0.5B either answers within two turns or loops to the cap, and the loops were
+            # most of its sampling time
+            "dbbench": {"max_operations": size["operations"]},
+        },
+        "sampling": {
+            "k": size["k"],
+            "temperature": 1.0,
+            "top_p": 0.95,
+            "max_new_tokens": size["tokens"],
+            "max_samples": size["k"],
+            "episodes_per_batch": 32,
+        },
         "strategies": [
             {"name": "best-worst", "options": {"min_margin": 0.1}},
             {"name": "gold", "options": {"only_unpaired": True}},
         ],
-        "filters": [{"name": "margin"}, {"name": "length"}, {"name": "chosen-valid"},
-                    {"name": "duplicates"}],
+        "filters": [
+            {"name": "margin"},
+            {"name": "length"},
+            {"name": "chosen-valid"},
+            {"name": "duplicates"},
+        ],
         # batches of 4 as one row at a time, 4 accumulated: the same update, a quarter of the
         # logits in memory (Qwen's 151,936-token vocabulary makes 4 x 2 x 1024 of them 5 GB)
-        "train": {"loss": "dpo", "beta": 0.1, "lora_rank": 16, "epochs": 1, "batch_size": 1,
-                  "grad_accum": 4, "max_length": 1024, "lr": 5.0e-5,
-                  # the probe runs policy and reference over its rows before and after training:
-                  # on all 14 rows of a quick round it doubled the training time
-                  "loss_probe": size["probe"]},
+        "train": {
+            "loss": "dpo",
+            "beta": 0.1,
+            "lora_rank": 16,
+            "epochs": 1,
+            "batch_size": 1,
+            "grad_accum": 4,
+            "max_length": 1024,
+            "lr": 5.0e-5,
+            # the probe runs policy and reference over its rows before and after training:
+            # on all 14 rows of a quick round it doubled the training time
+            "loss_probe": size["probe"],
+        },
         "export": {"formats": ["dpo"], "parquet": False},
     }
 
@@ -121,6 +185,7 @@ def length_pairs(run: Any, count: int, seed: int) -> list[Any]:
     tasks = {t.id: t for t in run.train_tasks()}
     pairs = []
     for task_id, eps in sorted(run.episodes_by_task(0).items()):
+
         def size(e: Any) -> int:
             return sum(len(m.content) for m in e.continuation if m.role == "assistant")
 
@@ -145,8 +210,9 @@ def eval_options(recipe_obj: Any) -> Any:
     )
 
 
-def evaluate_all(run: Any, recipe_obj: Any, tasks: list[Any], adapters: dict[str, str | None],
-                 out: Path) -> dict[str, Any]:
+def evaluate_all(
+    run: Any, recipe_obj: Any, tasks: list[Any], adapters: dict[str, str | None], out: Path
+) -> dict[str, Any]:
     from agentpref.policies.base import make_policy
     from agentpref.train.evaluate import evaluate, write_result
 
@@ -237,8 +303,9 @@ def main() -> None:
 
     control_dir = out / "control"
     if control:
-        (path,) = [p for p in export_dpo(control, control_dir, parquet=False)
-                   if p.suffix == ".jsonl"]
+        (path,) = [
+            p for p in export_dpo(control, control_dir, parquet=False) if p.suffix == ".jsonl"
+        ]
         marker = control_dir / "train" / "control.json"
         if marker.exists() and json.loads(marker.read_text()).get("pairs") == len(control):
             adapters["control"] = json.loads(marker.read_text())["adapter"]  # resumed
@@ -258,18 +325,26 @@ def main() -> None:
 
     timings["total (this invocation)"] = round(time.perf_counter() - begun)
     report = {
-        "size": size_name, "model": args.model, "engine": args.engine, "seed": args.seed,
-        "held_out_tasks": {"sql": sum(t.env == "sql" for t in tasks),
-                           "dbbench": sum(t.env == "dbbench" for t in tasks)},
+        "size": size_name,
+        "model": args.model,
+        "engine": args.engine,
+        "seed": args.seed,
+        "held_out_tasks": {
+            "sql": sum(t.env == "sql" for t in tasks),
+            "dbbench": sum(t.env == "dbbench" for t in tasks),
+        },
         "pairs_per_round": [r["pairs_kept"] for r in rounds],
         "control_pairs": len(control),
         "train": [r["train"] for r in rounds],
-        "eval": evals, "seconds": timings,
+        "eval": evals,
+        "seconds": timings,
         "held_out_databases": summary.get("stats", {}).get("split", {}),
     }
     (out / "pair_quality.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"\npair quality ({size_name}, {args.model}, {args.engine}); held-out: "
-          f"{report['held_out_tasks']}")
+    print(
+        f"\npair quality ({size_name}, {args.model}, {args.engine}); held-out: "
+        f"{report['held_out_tasks']}"
+    )
     print(f"pairs kept per round: {report['pairs_per_round']}; control pairs: {len(control)}")
     for label, e in evals.items():
         print(row(label, e["metrics"]))
