@@ -93,6 +93,14 @@ class LazyPolicy:
             self._policy.close()
             self._policy = None
 
+    def release(self) -> None:
+        """Free the model and whatever serves it (a kept-alive engine server), so that what
+        comes next (training) has the memory and the GPU; the next use starts
+        them again."""
+        if self._policy is not None:
+            getattr(self._policy, "release", self._policy.close)()
+            self._policy = None
+
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}

@@ -107,3 +107,43 @@ def test_the_sampling_model_is_freed_before_training(tmp_path, spider_dir, monke
     monkeypatch.setattr(iterate_mod, "_train", fake_train)
     iterate(recipe, tmp_path / "run", policy_factory=factory, progress=False, evaluate=False)
     assert at_train == [True, True]
+
+
+def test_a_served_policy_is_released_not_only_closed_before_training(
+    tmp_path, spider_dir, monkeypatch
+):
+    # An engine policy's close() keeps its server for the next policy; before training iterate
+    # calls release(), which stops it (the real server: test_vllm_engine.py).
+    import agentpref.iterate as iterate_mod
+
+    golds = gold_lookup(spider_dir)
+    recipe = recipe_from_dict({
+        "tasks": {"sources": [{"name": "spider", "path": str(spider_dir), "split": "dev",
+                               "count": 4}]},
+        "policy": {"backend": "scripted"},
+        "sampling": {"k": 2, "max_samples": 2},
+        "rounds": 2,
+        "export": {"parquet": False},
+    })
+
+    class Served(ScriptedPolicy):
+        state = "serving"
+
+        def close(self) -> None:
+            self.state = "closed, server kept"
+
+        def release(self) -> None:
+            self.state = "released"
+
+    made: list[Served] = []
+
+    def factory(adapter):
+        made.append(Served(model="scripted", adapter=adapter, fn=wrong_or_gold(golds)))
+        return made[-1]
+
+    at_train: list[str] = []
+    monkeypatch.setattr(
+        iterate_mod, "_train", lambda run, round, adapter: at_train.append(made[-1].state) or {}
+    )
+    iterate(recipe, tmp_path / "run", policy_factory=factory, progress=False, evaluate=False)
+    assert at_train == ["released", "released"]
