@@ -15,10 +15,14 @@ The experiment (fixed and documented, so its figures can be compared between run
   (the shortest reply chosen over the longest, whatever their scores), trained the same way and
   evaluated the same way. A gain that the control also shows is a length/format effect, not
   what the verifier's pairs taught.
+- Sizes: the quick one caps DB Bench episodes at 5 operations (sampling and evaluation; the
+  benchmark and the full size allow 15) and probes the loss on 4 rows; evaluation gives each
+  episode one turn more than the operations, so the environment's own limit ends it.
 
-    python benchmarks/pair_quality.py --quick                 # 0.5B, about 75 min on 2 cores
+    python benchmarks/pair_quality.py --quick                 # 0.5B, about 43 min on 2 cores
     python benchmarks/pair_quality.py --model qwen2.5-coder-1.5b
-    python benchmarks/pair_quality.py --quick --engine vllm   # sample with the vLLM engine
+    python benchmarks/pair_quality.py --quick --engine vllm   # the vLLM engine (on a CPU its
+                                                              # LoRA rounds are slower)
 
 Everything goes into --out (default runs/pair_quality[-quick]): the run folder, each round's
 adapter, the control's adapter, and `pair_quality.json` with every figure printed.
@@ -256,7 +260,7 @@ def row(label: str, metrics: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="0.5B, about 75 min on 2 cores")
+    parser.add_argument("--quick", action="store_true", help="0.5B, about 43 min on 2 cores")
     parser.add_argument("--smoke", action="store_true", help="a minutes-long plumbing check")
     parser.add_argument("--model", default=None, help="policy model (default by size)")
     parser.add_argument("--engine", default="transformers", help="transformers or vllm")
