@@ -206,9 +206,11 @@ def eval_options(recipe_obj: Any) -> Any:
     """Greedy, the sampling's token limit, and one turn more than DB Bench's operations, so the
     environment's own limit ends (and scores) an episode: a cut by the rollout's turn limit
     would score 0 and record no operations."""
+    from agentpref.envs.sql.dbbench import DBBenchOptions
     from agentpref.train.evaluate import EvalOptions
 
-    operations = recipe_obj.envs.get("dbbench", {}).get("max_operations", 15)
+    dbbench = DBBenchOptions.model_validate(recipe_obj.envs.get("dbbench", {}))
+    operations = dbbench.max_operations
     return EvalOptions(
         max_new_tokens=recipe_obj.sampling.max_new_tokens, max_turns=operations + 1, batch_size=32
     )

@@ -71,20 +71,25 @@ def test_two_rounds_train_evaluate_and_resume(tmp_path, spider_dir):
         assert len(s.episodes()) == len({e.id for e in s.episodes()})
 
 
+def two_scripted_rounds(spider_dir, count: int):
+    """Two rounds of k=2 on `count` Spider dev questions, for a scripted policy factory."""
+    return recipe_from_dict({
+        "tasks": {"sources": [{"name": "spider", "path": str(spider_dir), "split": "dev",
+                               "count": count}]},
+        "policy": {"backend": "scripted"},
+        "sampling": {"k": 2, "max_samples": 2},
+        "rounds": 2,
+        "export": {"parquet": False},
+    })
+
+
 def test_the_sampling_model_is_freed_before_training(tmp_path, spider_dir, monkeypatch):
     # Training loads its own copy of the model; keeping the sampling one as well ran the
     # pair-quality benchmark (a 0.5B, float32) out of memory on a 24 GiB machine.
     import agentpref.iterate as iterate_mod
 
     golds = gold_lookup(spider_dir)
-    recipe = recipe_from_dict({
-        "tasks": {"sources": [{"name": "spider", "path": str(spider_dir), "split": "dev",
-                               "count": 6}]},
-        "policy": {"backend": "scripted"},
-        "sampling": {"k": 2, "max_samples": 2},
-        "rounds": 2,
-        "export": {"parquet": False},
-    })
+    recipe = two_scripted_rounds(spider_dir, count=6)
 
     class Closable(ScriptedPolicy):
         closed = False
@@ -117,14 +122,7 @@ def test_a_served_policy_is_released_not_only_closed_before_training(
     import agentpref.iterate as iterate_mod
 
     golds = gold_lookup(spider_dir)
-    recipe = recipe_from_dict({
-        "tasks": {"sources": [{"name": "spider", "path": str(spider_dir), "split": "dev",
-                               "count": 4}]},
-        "policy": {"backend": "scripted"},
-        "sampling": {"k": 2, "max_samples": 2},
-        "rounds": 2,
-        "export": {"parquet": False},
-    })
+    recipe = two_scripted_rounds(spider_dir, count=4)
 
     class Served(ScriptedPolicy):
         state = "serving"
