@@ -110,6 +110,8 @@ def recipe(args: argparse.Namespace, size: dict[str, Any]) -> dict[str, Any]:
         },
     ]
     policy: dict[str, Any] = {"backend": args.engine, "model": args.model}
+    if args.dtype != "auto":
+        policy["options"] = {"dtype": args.dtype}
     return {
         "name": "pair-quality",
         "seed": args.seed,
@@ -156,6 +158,7 @@ def recipe(args: argparse.Namespace, size: dict[str, Any]) -> dict[str, Any]:
             # the probe runs policy and reference over its rows before and after training:
             # on all 14 rows of a quick round it doubled the training time
             "loss_probe": size["probe"],
+            "dtype": args.dtype,
         },
         "export": {"formats": ["dpo"], "parquet": False},
     }
@@ -266,6 +269,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a minutes-long plumbing check")
     parser.add_argument("--model", default=None, help="policy model (default by size)")
     parser.add_argument("--engine", default="transformers", help="transformers or vllm")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="sampling and training precision (auto: bfloat16 on a CPU with AMX or AVX512-BF16)",
+    )
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -280,6 +289,7 @@ def main() -> None:
     from agentpref.config import recipe_from_dict
     from agentpref.iterate import iterate
     from agentpref.pipeline import Run
+    from agentpref.precision import auto_precision
     from agentpref.train.dpo import TrainConfig, train
 
     recipe_dict = recipe(args, size)
@@ -334,6 +344,7 @@ def main() -> None:
         "size": size_name,
         "model": args.model,
         "engine": args.engine,
+        "dtype": args.dtype if args.dtype != "auto" else auto_precision("cpu"),
         "seed": args.seed,
         "held_out_tasks": {
             "sql": sum(t.env == "sql" for t in tasks),
@@ -348,7 +359,7 @@ def main() -> None:
     }
     (out / "pair_quality.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(
-        f"\npair quality ({size_name}, {args.model}, {args.engine}); held-out: "
+        f"\npair quality ({size_name}, {args.model}, {args.engine}, {report['dtype']}); held-out: "
         f"{report['held_out_tasks']}"
     )
     print(f"pairs kept per round: {report['pairs_per_round']}; control pairs: {len(control)}")

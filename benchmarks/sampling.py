@@ -178,7 +178,7 @@ def main() -> int:
                         help="environment for the vLLM server (repeatable)")
     parser.add_argument("--kv-cache-gb", type=float, default=None, help="vLLM KV cache")
     parser.add_argument("--vllm-dtype", default=None,
-                        help="vLLM's dtype (default: --dtype; auto is float32 on cpu)")
+                        help="vLLM's dtype (default: --dtype; auto: see agentpref.precision)")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--prompts", type=int, default=8, help="distinct prompts")
     parser.add_argument("--n", type=int, default=4, help="replies per prompt")

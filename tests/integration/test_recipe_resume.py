@@ -193,8 +193,11 @@ def test_a_kill_during_judging_keeps_every_committed_judgement(tmp_path, spider_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "auto"])
 def test_resumed_transformers_run_samples_what_an_uninterrupted_one_would(tmp_path,
-                                                                         tiny_model_dir):
+                                                                         tiny_model_dir, dtype):
+    import torch
+
     from agentpref.policies.transformers import TransformersPolicy
 
     data = {
@@ -205,7 +208,7 @@ def test_resumed_transformers_run_samples_what_an_uninterrupted_one_would(tmp_pa
         "filters": [],
         "export": {"parquet": False},
     }
-    real = TransformersPolicy(model=str(tiny_model_dir))
+    real = TransformersPolicy(model=str(tiny_model_dir), dtype=dtype)
 
     class Kept:
         """The real policy, kept open across runs (a Run closes its policy)."""
@@ -238,12 +241,20 @@ def test_resumed_transformers_run_samples_what_an_uninterrupted_one_would(tmp_pa
             r.build_tasks()
             r.sample()
     with RunStore(cut / "store.sqlite") as store:
-        assert 0 < len(store.episodes()) < len(expected)
+        before = {e.id: e.continuation[0].content for e in store.episodes()}
+    assert 0 < len(before) < len(expected)
+    assert all(expected[i] == text for i, text in before.items())  # the same first batch
     with Run(recipe_from_dict(data), cut, policy=policy, progress=False) as r:  # type: ignore[arg-type]
         r.build_tasks()
         r.sample()
         resumed = {e.id: e.continuation[0].content for e in r.store.episodes()}
-    assert resumed == expected
+    # nothing lost or sampled twice, whatever the precision
+    assert resumed.keys() == expected.keys() and len(r.store.episodes()) == len(expected)
+    if real.dtype == torch.float32:
+        # the same replies: a reply depends on its seed only. In bfloat16 (auto on a CPU
+        # with AMX) the rounding depends on what else shares the batch, so only the records
+        # that were sampled before the interruption are certain to be the same.
+        assert resumed == expected
     assert len(set(expected.values())) > 1  # sampled, not greedy
 
 

@@ -21,6 +21,7 @@ from pydantic import Field
 from agentpref.errors import ConfigError, MissingDependencyError
 from agentpref.plugins import Options
 from agentpref.policies.models import DEFAULT_NAME, resolve_model
+from agentpref.precision import auto_precision
 from agentpref.records import Completion, Message, SamplingParams, stable_hash
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,11 @@ class TransformersOptions(Options):
     """Options of the transformers backend (recipe `policy.options`)."""
 
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1, ...")
-    dtype: str = Field(default="auto", description="auto, float32, bfloat16 or float16.")
+    dtype: str = Field(
+        default="auto",
+        description="auto (bfloat16 where the device multiplies it natively, else float32), "
+        "float32, bfloat16 or float16.",
+    )
     batch_size: int = Field(default=64, ge=1, description="Most rows in one generate call.")
     token_budget: int | None = Field(default=None, ge=1, description="Rows x tokens per call.")
     merge_adapter: bool = True
@@ -67,7 +72,8 @@ class TransformersPolicy:
 
     Options:
         device: "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:1", ...
-        dtype: "auto" (bfloat16 on cuda, float32 on cpu), "float32", "bfloat16", "float16".
+        dtype: "auto" (bfloat16 on a GPU, and on a CPU with AMX or AVX512-BF16; float32
+            otherwise; see agentpref.precision), "float32", "bfloat16", "float16".
         batch_size: most rows (prompt x reply) in one `generate` call.
         token_budget: most rows x (longest prompt + max_new_tokens) tokens in one call; bounds
             the KV cache. Default: 32768 on cpu, 1048576 on cuda.
@@ -132,7 +138,7 @@ class TransformersPolicy:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         if dtype == "auto":
-            dtype = "bfloat16" if self.device.type == "cuda" else "float32"
+            dtype = auto_precision(self.device.type)
         self.dtype = getattr(torch, dtype)
         self.batch_size = batch_size
         self.token_budget = token_budget or (1 << 20 if self.device.type == "cuda" else 1 << 15)
@@ -161,9 +167,7 @@ class TransformersPolicy:
             is_file = len(chat_template) < 4096 and "{" not in chat_template
             if is_file and not template_path.is_file():
                 raise ConfigError(f"chat_template file {chat_template!r} does not exist")
-            self.tokenizer.chat_template = (
-                template_path.read_text() if is_file else chat_template
-            )
+            self.tokenizer.chat_template = template_path.read_text() if is_file else chat_template
         if not self.tokenizer.chat_template:
             raise ConfigError(
                 f"model {model!r} has no chat template; use an instruct model or set "
@@ -180,7 +184,11 @@ class TransformersPolicy:
         self.eos_ids = self._eos_ids()
         logger.info(
             "loaded %s on %s (%s), batch_size=%d, token_budget=%d",
-            self.name, self.device, dtype, self.batch_size, self.token_budget,
+            self.name,
+            self.device,
+            dtype,
+            self.batch_size,
+            self.token_budget,
         )
 
     def _load_adapter(self, adapter: str, merge: bool) -> None:
@@ -225,8 +233,10 @@ class TransformersPolicy:
         per_prompt = 1 if greedy else sampling.n  # greedy replies are all the same
         if seeds is None:
             seeds = [
-                [int(stable_hash(sampling.seed, i, j, length=12), 16) % (2**31 - 1)
-                 for j in range(sampling.n)]
+                [
+                    int(stable_hash(sampling.seed, i, j, length=12), 16) % (2**31 - 1)
+                    for j in range(sampling.n)
+                ]
                 for i in range(len(conversations))
             ]
         if len(seeds) != len(conversations) or any(len(g) < per_prompt for g in seeds):

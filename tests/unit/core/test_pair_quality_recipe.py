@@ -21,8 +21,10 @@ def pq():
     return module
 
 
-def args(pq, tmp_path: Path) -> argparse.Namespace:
-    return argparse.Namespace(data=tmp_path, engine="transformers", model="default", seed=0)
+def args(pq, tmp_path: Path, dtype: str = "auto") -> argparse.Namespace:
+    return argparse.Namespace(
+        data=tmp_path, engine="transformers", model="default", seed=0, dtype=dtype
+    )
 
 
 @pytest.mark.parametrize("size", ["smoke", "quick", "full"])
@@ -45,3 +47,11 @@ def test_a_recipe_without_a_dbbench_section_evaluates_to_the_benchmarks_limit(pq
     data = pq.recipe(args(pq, tmp_path), pq.SIZES["quick"])
     del data["envs"]["dbbench"]
     assert pq.eval_options(recipe_from_dict(data, "pair_quality")).max_turns == 16
+
+
+def test_a_chosen_precision_reaches_sampling_and_training(pq, tmp_path):
+    auto = recipe_from_dict(pq.recipe(args(pq, tmp_path), pq.SIZES["quick"]), "pair_quality")
+    assert "dtype" not in auto.policy.options and auto.train["dtype"] == "auto"
+    data = pq.recipe(args(pq, tmp_path, "float32"), pq.SIZES["quick"])
+    fixed = recipe_from_dict(data, "pair_quality")
+    assert fixed.policy.options["dtype"] == "float32" and fixed.train["dtype"] == "float32"

@@ -49,7 +49,9 @@ def test_bad_arguments_fail_before_loading(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def policy(tiny_model_dir: Path) -> TransformersPolicy:
-    return TransformersPolicy(model="default", device="cpu")
+    # float32: a reply depends on its seed only. In bfloat16 (what "auto" picks on a CPU with
+    # AMX) the rounding depends on what else shares the batch, as on any GPU engine.
+    return TransformersPolicy(model="default", device="cpu", dtype="float32")
 
 
 @pytest.mark.slow
@@ -95,6 +97,22 @@ def test_a_reply_depends_on_its_seed_not_on_the_rest_of_the_batch(
 
 
 @pytest.mark.slow
+def test_auto_precision_samples_repeatably(tiny_model_dir: Path) -> None:
+    import torch
+
+    from agentpref.precision import auto_precision
+
+    fast = TransformersPolicy(model="default", device="cpu")
+    assert fast.dtype == getattr(torch, auto_precision("cpu"))
+    assert next(fast.model.parameters()).dtype == fast.dtype
+    sampling = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=11)
+    out = fast.generate(CONVS, sampling)
+    assert fast.generate(CONVS, sampling) == out  # the same call, the same replies
+    assert fast.generate(CONVS, sampling.model_copy(update={"seed": 12})) != out
+    fast.close()
+
+
+@pytest.mark.slow
 def test_lora_adapter_is_loaded_and_changes_replies(
     policy: TransformersPolicy, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -104,11 +122,18 @@ def test_lora_adapter_is_loaded_and_changes_replies(
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"],
-                        init_lora_weights=False, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=4,
+        lora_alpha=64,
+        target_modules=["q_proj", "v_proj"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
     get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
 
-    adapted = TransformersPolicy(model="default", adapter=str(tmp_path / "adapter"), device="cpu")
+    adapted = TransformersPolicy(
+        model="default", adapter=str(tmp_path / "adapter"), device="cpu", dtype="float32"
+    )
     assert adapted.name == f"SmolLM2-135M-Instruct+{tmp_path / 'adapter'}"
     greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=5)
     mine = adapted.generate(CONVS[:1], greedy)[0][0]

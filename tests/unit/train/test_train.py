@@ -10,6 +10,7 @@ import pytest
 
 from agentpref.config import validate_options
 from agentpref.errors import ConfigError, DataError
+from agentpref.precision import auto_precision
 from agentpref.train.dpo import (
     TrainConfig,
     check_template,
@@ -207,6 +208,7 @@ def test_dpo_run_changes_the_adapter_and_lowers_the_loss(tiny_model_dir, tmp_pat
     assert not (adapter / "ref").exists()
     saved = json.loads((tmp_path / "out" / "train_result.json").read_text())
     assert saved["losses"] == result.losses and saved["unchecked_rows"] == 4
+    assert saved["dtype"] == auto_precision("cpu")  # "auto": bfloat16 where the CPU has AMX
     assert data.is_file()
 
     # The next round continues this adapter against a frozen copy of it: the loss starts at
