@@ -247,9 +247,10 @@ def test_resumed_transformers_run_samples_what_an_uninterrupted_one_would(tmp_pa
     with Run(recipe_from_dict(data), cut, policy=policy, progress=False) as r:  # type: ignore[arg-type]
         r.build_tasks()
         r.sample()
-        resumed = {e.id: e.continuation[0].content for e in r.store.episodes()}
+        episodes = r.store.episodes()
+    resumed = {e.id: e.continuation[0].content for e in episodes}
     # nothing lost or sampled twice, whatever the precision
-    assert resumed.keys() == expected.keys() and len(r.store.episodes()) == len(expected)
+    assert resumed.keys() == expected.keys() and len(episodes) == len(expected)
     if real.dtype == torch.float32:
         # the same replies: a reply depends on its seed only. In bfloat16 (auto on a CPU
         # with AMX) the rounding depends on what else shares the batch, so only the records
