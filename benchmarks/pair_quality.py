@@ -286,12 +286,15 @@ def main() -> None:
     out = args.out or Path("runs") / f"pair_quality-{size_name}"
     out.mkdir(parents=True, exist_ok=True)
 
+    import torch
+
     from agentpref.config import recipe_from_dict
     from agentpref.iterate import iterate
     from agentpref.pipeline import Run
     from agentpref.precision import auto_precision
     from agentpref.train.dpo import TrainConfig, train
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # what policy and training pick
     recipe_dict = recipe(args, size)
     recipe_obj = recipe_from_dict(recipe_dict, "pair_quality")
     run_dir = out / "run"
@@ -344,7 +347,7 @@ def main() -> None:
         "size": size_name,
         "model": args.model,
         "engine": args.engine,
-        "dtype": args.dtype if args.dtype != "auto" else auto_precision("cpu"),
+        "dtype": args.dtype if args.dtype != "auto" else auto_precision(device),
         "seed": args.seed,
         "held_out_tasks": {
             "sql": sum(t.env == "sql" for t in tasks),

@@ -2,8 +2,8 @@
 
 bfloat16 on a CUDA device that supports it, and on a CPU whose matrix units multiply
 bfloat16 natively (AMX or AVX512-BF16: recent Xeons, Zen 4 and later), where it is about
-twice as fast as float32 for both sampling and LoRA training (measured in
-`benchmarks/precision.py`). float32 everywhere else: a CPU without those units emulates
+twice as fast as float32 for both sampling and LoRA training (`benchmarks/precision.py`
+compares the two). float32 everywhere else: a CPU without those units emulates
 bfloat16 and gets slower, not faster.
 """
 
