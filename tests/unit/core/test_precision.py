@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from agentpref import precision
 from agentpref.precision import auto_precision, cpu_has_native_bf16
@@ -21,7 +20,12 @@ def test_cpu_auto_follows_the_matrix_units(monkeypatch: pytest.MonkeyPatch) -> N
     assert train_dtype(TrainConfig(dtype="bfloat16"), "cpu") == "bfloat16"
 
 
+# torch is imported inside the tests: imported while pytest collects, before
+# mysql.connector, it makes the connector fall back to its pure-Python implementation, whose
+# multi-statement results differ from the C extension's that test_dbbench_mysql compares to.
 def test_cuda_auto_asks_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     assert auto_precision("cuda:1") == "float32"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -29,6 +33,8 @@ def test_cuda_auto_asks_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_native_bf16_is_read_from_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     assert cpu_has_native_bf16() is False
