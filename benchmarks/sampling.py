@@ -8,7 +8,9 @@ as concurrent requests, either one request per reply with its own seed (`seeded`
 default: reproducible) or one request for n replies without a seed (`unseeded`). All sample
 the same prompts, the same number of replies, with the same weights and settings. Figures:
 generated tokens per second of wall time and per CPU-second (this process plus, for vLLM,
-every process of the server), and their ratios to the baseline.
+every process of the server), and their ratios to the baseline. A second baseline row runs
+agentpref's batched call with the row sampler it had before 2026-12-02 (a sort of the whole
+vocabulary per row and step), so what the partial top-k sampler saves shows in the same run.
 
     python benchmarks/sampling.py                          # tiny default model on CPU
     python benchmarks/sampling.py --prompts 12 --n 8 --engine transformers,vllm
@@ -103,6 +105,53 @@ def batched(
 ) -> list[Completion]:
     """n replies per prompt in one policy call."""
     return [c for group in policy.generate(prompts, sampling) for c in group]
+
+
+class PreviousSampler:
+    """agentpref's row sampler before 2026-12-02, kept as this benchmark's baseline: it sorted
+    and scattered the whole vocabulary for every row and step, and drew over all of it."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, top_k: int,
+                 device: Any) -> None:
+        import torch
+
+        gen_device = device if getattr(device, "type", "cpu") == "cuda" else "cpu"
+        self.generators = [torch.Generator(device=gen_device).manual_seed(s) for s in seeds]
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        logits = scores.float() / self.temperature
+        if self.top_k and self.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, self.top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p < 1.0:
+            ordered, order = torch.sort(logits, descending=True, dim=-1)
+            cum = ordered.softmax(dim=-1).cumsum(dim=-1)
+            drop = cum - ordered.softmax(dim=-1) > self.top_p
+            ordered = ordered.masked_fill(drop, float("-inf"))
+            logits = torch.full_like(logits, float("-inf")).scatter(-1, order, ordered)
+        probs = logits.softmax(dim=-1)
+        out = torch.full_like(scores, float("-inf"))
+        for r, gen in enumerate(self.generators):
+            row = probs[r] if probs.device == gen.device else probs[r].to(gen.device)
+            out[r, torch.multinomial(row, 1, generator=gen).to(scores.device)] = 0.0
+        return out
+
+
+def batched_previous_sampler(
+    policy: Policy, prompts: list[list[Message]], sampling: SamplingParams
+) -> list[Completion]:
+    """`batched`, with the previous full-vocabulary sampler patched in."""
+    import agentpref.policies.transformers as module
+
+    current = module._RowSampler
+    module._RowSampler = PreviousSampler  # type: ignore[assignment,misc]
+    try:
+        return batched(policy, prompts, sampling)
+    finally:
+        module._RowSampler = current  # type: ignore[misc]
 
 
 def batched_seeded(
@@ -232,6 +281,8 @@ def main() -> int:
                 policy, prompts, sampling, args.survey_batch)
     ]
     if "transformers" in engines:
+        rows.append(measure(f"  same, previous full-sort sampler ({args.prompts}x n={args.n})",
+                            batched_previous_sampler, policy, prompts, sampling))
         rows.append(measure(f"agentpref transformers ({args.prompts}x n={args.n}/call)",
                             batched, policy, prompts, sampling))
     policy.close()

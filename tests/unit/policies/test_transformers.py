@@ -36,6 +36,69 @@ def test_chunks_respect_batch_size_and_token_budget() -> None:
     assert huge == [[rows[0]], [rows[1]]]
 
 
+def _nucleus(logits, top_p: float) -> list[set[int]]:
+    """The tokens full-vocabulary nucleus sampling may draw: sorted, the first past p kept."""
+    import torch
+
+    ordered, order = torch.sort(logits.softmax(dim=-1), descending=True, dim=-1)
+    keep = ordered.cumsum(dim=-1) - ordered <= top_p
+    return [set(order[r][keep[r]].tolist()) for r in range(logits.shape[0])]
+
+
+def test_row_sampler_draws_only_from_the_full_nucleus() -> None:
+    import torch
+
+    from agentpref.policies.transformers import _RowSampler
+
+    torch.manual_seed(0)
+    # Peaked rows (nucleus inside the candidates) and flat ones (it reaches past them).
+    logits = torch.randn(4, 3000) * torch.tensor([[0.3], [2.0], [6.0], [12.0]])
+    sampler = _RowSampler([1, 2, 3, 4], temperature=1.0, top_p=0.9, top_k=0, device="cpu")
+    sampler.candidates = 32
+    allowed = _nucleus(logits, 0.9)
+    drawn: list[set[int]] = [set() for _ in range(4)]
+    for _ in range(200):
+        out = sampler(None, logits)
+        assert ((out == 0).sum(dim=-1) == 1).all() and torch.isinf(out).sum() == 4 * 2999
+        for r in range(4):
+            drawn[r] |= set((out[r] == 0).nonzero().flatten().tolist())
+    for r in range(4):
+        assert drawn[r] <= allowed[r]
+    assert len(drawn[0]) > 32  # the flat row drew beyond the 32 candidates (its full sort)
+    assert len(allowed[3]) < 32 and len(drawn[3]) >= 1
+
+
+def test_row_sampler_rows_do_not_depend_on_their_batch() -> None:
+    import torch
+
+    from agentpref.policies.transformers import _RowSampler
+
+    torch.manual_seed(1)
+    logits = torch.randn(3, 500) * 3
+    together = _RowSampler([7, 8, 9], 0.8, 0.95, 0, "cpu")
+    alone = _RowSampler([8], 0.8, 0.95, 0, "cpu")
+    for _ in range(20):
+        a = together(None, logits)[1]
+        b = alone(None, logits[1:2])[0]
+        assert torch.equal(a, b)
+
+
+def test_row_sampler_top_k_renormalises_before_top_p() -> None:
+    import torch
+
+    from agentpref.policies.transformers import _RowSampler
+
+    # Probabilities 0.4, 0.3, 0.2, 0.1: top-k 2 leaves 4/7 and 3/7, and top-p 0.5 then
+    # keeps only the first; over the whole vocabulary top-p 0.5 would keep two.
+    logits = torch.tensor([[0.4, 0.3, 0.2, 0.1]]).log()
+    both = _RowSampler([0], 1.0, 0.5, 2, "cpu")
+    assert {int(both(None, logits)[0].argmax()) for _ in range(50)} == {0}
+    only_p = _RowSampler([0], 1.0, 0.5, 0, "cpu")
+    assert {int(only_p(None, logits)[0].argmax()) for _ in range(200)} == {0, 1}
+    only_k = _RowSampler([0], 1.0, 1.0, 3, "cpu")
+    assert {int(only_k(None, logits)[0].argmax()) for _ in range(300)} == {0, 1, 2}
+
+
 def test_bad_arguments_fail_before_loading(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         TransformersPolicy(model=str(tmp_path / "missing"))
