@@ -19,7 +19,7 @@ The experiment (fixed and documented, so its figures can be compared between run
   benchmark and the full size allow 15) and probes the loss on 4 rows; evaluation gives each
   episode one turn more than the operations, so the environment's own limit ends it.
 
-    python benchmarks/pair_quality.py --quick                 # 0.5B, about 43 min on 2 cores
+    python benchmarks/pair_quality.py --quick                 # 0.5B, about 25 min on 2 cores
     python benchmarks/pair_quality.py --model qwen2.5-coder-1.5b
     python benchmarks/pair_quality.py --quick --engine vllm   # the vLLM engine (on a CPU its
                                                               # LoRA rounds are slower)
@@ -263,9 +263,20 @@ def row(label: str, metrics: dict[str, Any]) -> str:
     )
 
 
+def _split(run_dir: Path) -> dict[str, Any]:
+    """The run's split by database, from its task report (train and held-out databases)."""
+    report = run_dir / "tasks_report.json"
+    if not report.exists():
+        return {}
+    split = json.loads(report.read_text()).get("split", {})
+    return {k: split[k] for k in ("train_databases", "eval_databases") if k in split}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="0.5B, about 43 min on 2 cores")
+    parser.add_argument(
+        "--quick", action="store_true", help="0.5B, about 25 min on 2 cores (bfloat16)"
+    )
     parser.add_argument("--smoke", action="store_true", help="a minutes-long plumbing check")
     parser.add_argument("--model", default=None, help="policy model (default by size)")
     parser.add_argument("--engine", default="transformers", help="transformers or vllm")
@@ -358,7 +369,7 @@ def main() -> None:
         "train": [r["train"] for r in rounds],
         "eval": evals,
         "seconds": timings,
-        "held_out_databases": summary.get("stats", {}).get("split", {}),
+        "split": _split(run_dir),
     }
     (out / "pair_quality.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(

@@ -55,3 +55,11 @@ def test_a_chosen_precision_reaches_sampling_and_training(pq, tmp_path):
     data = pq.recipe(args(pq, tmp_path, "float32"), pq.SIZES["quick"])
     fixed = recipe_from_dict(data, "pair_quality")
     assert fixed.policy.options["dtype"] == "float32" and fixed.train["dtype"] == "float32"
+
+
+def test_the_report_names_the_databases_of_each_side(pq, tmp_path):
+    assert pq._split(tmp_path) == {}
+    (tmp_path / "tasks_report.json").write_text(
+        '{"split": {"train": 2, "train_databases": ["pets_1"], "eval_databases": ["car_1"]}}'
+    )
+    assert pq._split(tmp_path) == {"train_databases": ["pets_1"], "eval_databases": ["car_1"]}
