@@ -97,7 +97,7 @@ def test_greedy_replies_are_the_transformers_backends(
 
     sampling = SamplingParams(n=1, temperature=0.0, max_new_tokens=8)
     ours = base.generate(PROMPTS[:1], sampling)[0][0].text
-    reference = TransformersPolicy(model=str(tiny_model_dir), device="cpu")
+    reference = TransformersPolicy(model=str(tiny_model_dir), device="cpu", dtype="float32")
     try:
         theirs = reference.generate(PROMPTS[:1], sampling)[0][0].text
         assert base.template_hash() == reference.template_hash()
