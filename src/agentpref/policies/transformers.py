@@ -433,27 +433,24 @@ class _RowSampler:
             top, index = torch.topk(probs, self.top_k, dim=-1)
             top = top / top.sum(dim=-1, keepdim=True)
             partial = False
-        elif self.top_p < 1.0 and self.candidates < vocab:
-            top, index = torch.topk(probs, self.candidates, dim=-1)  # most likely first
-            partial = True
-        elif self.top_p < 1.0:
-            top, index = torch.sort(probs, descending=True, dim=-1)
-            partial = False
+        elif self.top_p < 1.0:  # most likely first; a top-k of the whole vocabulary sorts it
+            top, index = torch.topk(probs, min(self.candidates, vocab), dim=-1)
+            partial = top.shape[-1] < vocab
         else:  # the whole vocabulary, in its own order
             top, index, partial = probs, None, False
         out = torch.full_like(scores, float("-inf"))
         for r, gen in enumerate(self.generators):
-            p = top[r]
-            i = index[r] if index is not None else torch.arange(vocab, device=p.device)
-            if self.top_p < 1.0:
+            p, i = top[r], None if index is None else index[r]
+            if i is not None:  # top-k or top-p: the kept tokens, most likely first
                 if partial and float(p.sum()) <= self.top_p:
                     # the nucleus reaches past the candidates: this row's full sort
                     p, i = torch.sort(probs[r], descending=True)
-                cum = p.cumsum(dim=-1)
-                keep = int((cum - p <= self.top_p).sum())  # the first token past p stays
-                p, i = p[:keep], i[:keep]
+                if self.top_p < 1.0:
+                    cum = p.cumsum(dim=-1)
+                    keep = int((cum - p <= self.top_p).sum())  # the first token past p stays
+                    p, i = p[:keep], i[:keep]
             if p.device != gen.device:
                 p = p.to(gen.device)
-            pick = torch.multinomial(p, 1, generator=gen)
-            out[r, i[pick.to(i.device)]] = 0.0
+            pick = torch.multinomial(p, 1, generator=gen).to(scores.device)
+            out[r, pick if i is None else i[pick]] = 0.0
         return out
